@@ -1,0 +1,85 @@
+"""File helpers shared by every reader and writer: atomic writes, encodings, safe cells."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from core.errors import DataError
+
+#: Characters that make a spreadsheet treat a cell as a formula.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file.
+
+    The bytes go to a temporary file in the same folder, are flushed and fsynced, then
+    replace the target in one ``os.replace`` (atomic on POSIX and Windows).
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def decode_bytes(raw: bytes, source: str = "file") -> str:
+    """Decode bytes of unknown encoding: UTF-8 (with or without BOM), else detect.
+
+    Raises :class:`DataError` for binary content.
+    """
+    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError("this is a binary file, not a text/CSV file", path=source)
+    for enc in ("utf-8-sig",):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            pass
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(raw).best()
+    except ImportError:  # pragma: no cover - declared dependency
+        best = None
+    if best is not None and best.encoding:
+        return str(best).lstrip("\ufeff")
+    # cp1252/latin-1 decodes every byte: the last resort for Western broker exports.
+    return raw.decode("cp1252", errors="replace")
+
+
+def read_text_any_encoding(path: str | os.PathLike[str]) -> str:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError("file not found", path=str(path)) from None
+    except IsADirectoryError:
+        raise DataError("this is a folder, not a file", path=str(path)) from None
+    return decode_bytes(raw, str(path))
+
+
+def neutralise_cell(value: object) -> object:
+    """Stop a spreadsheet from running a text cell as a formula (CSV/formula injection).
+
+    Numbers pass through unchanged; text that starts with ``= + - @`` (or tab/CR) gets a
+    leading apostrophe, which spreadsheets show as plain text.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value

@@ -1,0 +1,1 @@
+"""Built-in data: default fund map, market assumptions, sample workspace, icons."""
