@@ -1,0 +1,436 @@
+"""Black-Litterman: equilibrium prior, views to (P, Q), and the closed-form posterior.
+
+Everything is a pure function on numpy arrays; the engine attaches symbols.
+
+Where to run it: funds or exposures
+-----------------------------------
+StackOpt models fund returns (in excess of cash) through their exposures,
+``r_f = E' r_x - c + noise`` with ``E`` (K types x N funds, fractions) and annual costs
+``c`` (N,). A view on an exposure type (``US_EQUITY`` returns 5%) is a view on the return
+of ONE UNIT of that exposure. Two ways to use it, both supported by
+:func:`views_to_matrices`:
+
+* ``level='exposure'`` (recommended whenever the fund moments come from the exposure
+  model): run Black-Litterman on the K exposure types. The prior is ``pi_x`` with
+  ``Sigma_x`` (e.g. ``implied_equilibrium_returns(Sigma_x, E @ w_mkt)``); a view on type
+  ``k`` is the row ``e_k``; a view on fund ``i`` is the row ``E[:, i]'`` with its target
+  raised by the fund's cost ``c_i`` (``r_i = q  <=>  E_i' r_x = q + c_i``). Then project:
+  ``mu_f = E' mu_x_post - c`` and ``Sigma_f = E' Sigma_x_post E + D``. Exact, and it
+  works whatever funds are selected (a view on gold is meaningful even if no gold fund
+  can isolate it).
+* ``level='fund'``: run it on the N funds (prior ``pi_f``, ``Sigma_f``). A view on type
+  ``k`` becomes a view on the minimum-norm fund portfolio ``v`` that replicates one unit
+  of it (``E v = e_k``; ``v' r_f = r_x,k - v'c``, so the target is lowered by ``v'c``).
+  This needs the selected funds to isolate that exposure (SPY isolates US equity; RSSB
+  alone cannot), otherwise a ValidationError says to work at the exposure level. Among
+  several replicating portfolios the minimum-norm one is a choice, not a necessity.
+
+Omega from confidences (Idzorek 2004)
+-------------------------------------
+Idzorek asks, for each view on its own, for the ``omega_k`` at which the unconstrained
+weights ``w = (delta Sigma)^-1 mu`` move from the market weights toward the
+100%-confidence weights by the fraction ``c_k``. With one view the posterior shift is
+``s / (s + omega)`` times the full-confidence shift (``s = tau p Sigma p'``), and the
+weights are linear in ``mu``, so the tilt is exactly ``c_k`` at
+``omega_k = (1 - c_k) / c_k * tau * p_k Sigma p_k'`` (Walters 2014, the form
+PyPortfolioOpt uses): no root-finding needed. ``c_k = 1`` gives ``omega_k = 0`` (the
+posterior satisfies the view exactly); ``c_k = 0`` drops the view (posterior = prior;
+reported as ``inf`` in ``BLPosterior.omega``).
+
+Posterior
+---------
+With ``A = P tau Sigma P' + Omega`` (k x k; the only matrix ever solved):
+``mu = pi + tau Sigma P' A^-1 (Q - P pi)`` and the He-Litterman posterior covariance of
+returns ``Sigma_post = Sigma + tau Sigma - tau Sigma P' A^-1 P tau Sigma`` (uncertainty of
+the mean added to the return covariance), as PyPortfolioOpt's ``bl_cov()``. With no
+views, ``mu = pi`` and ``Sigma_post = (1 + tau) Sigma``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.linalg as sla
+
+from core.errors import ValidationError
+from core.optimization.constraints import MarketView
+
+__all__ = [
+    "BLPosterior",
+    "black_litterman_posterior",
+    "idzorek_omega",
+    "implied_equilibrium_returns",
+    "views_to_matrices",
+]
+
+
+@dataclass(frozen=True)
+class BLPosterior:
+    """Posterior of :func:`black_litterman_posterior`.
+
+    Attributes
+    ----------
+    mean : ndarray, shape (n,)
+        Posterior expected returns.
+    cov : ndarray, shape (n, n)
+        Posterior covariance of returns (He-Litterman: ``Sigma + M``).
+    omega : ndarray, shape (k, k)
+        View uncertainty used; ``inf`` on the diagonal for views dropped at confidence 0.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    omega: np.ndarray
+
+
+def _covariance(cov: np.ndarray) -> np.ndarray:
+    s = np.asarray(cov, dtype=float)
+    if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] == 0:
+        raise ValidationError(f"covariance must be a non-empty square matrix, got {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValidationError("covariance contains NaN or infinite values")
+    scale = max(float(np.max(np.abs(np.diag(s)))), np.finfo(float).tiny)
+    if np.max(np.abs(s - s.T)) > 1e-8 * scale:
+        raise ValidationError("covariance matrix is not symmetric")
+    return s
+
+
+def implied_equilibrium_returns(
+    cov: np.ndarray,
+    market_weights: np.ndarray,
+    risk_aversion: float = 2.5,
+    risk_free_rate: float = 0.0,
+) -> np.ndarray:
+    """Reverse-optimised prior ``pi = delta Sigma w_mkt + rf``.
+
+    Parameters
+    ----------
+    cov : ndarray, shape (n, n)
+        Covariance of excess returns (annual).
+    market_weights : ndarray, shape (n,)
+        Market weights or capitalisations; normalised to sum to 1. At the exposure level
+        pass the market's exposure profile ``E @ w_mkt``.
+    risk_aversion : float
+        ``delta`` > 0.
+    risk_free_rate : float
+        Added to every entry (as PyPortfolioOpt does); keep 0 for excess returns.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    s = _covariance(cov)
+    w = np.asarray(market_weights, dtype=float)
+    if w.shape != (s.shape[0],):
+        raise ValidationError(
+            f"market weights have shape {w.shape}; expected ({s.shape[0]},) like the covariance"
+        )
+    if not np.all(np.isfinite(w)):
+        raise ValidationError("market weights contain NaN or infinite values")
+    total = float(w.sum())
+    if not total > 0:
+        raise ValidationError(f"market weights must have a positive sum, got {total:g}")
+    if not (math.isfinite(risk_aversion) and risk_aversion > 0):
+        raise ValidationError(f"risk aversion must be positive, got {risk_aversion}")
+    if not math.isfinite(risk_free_rate):
+        raise ValidationError("risk-free rate must be finite")
+    return risk_aversion * (s @ (w / total)) + risk_free_rate
+
+
+def _describe(view: MarketView, number: int) -> str:
+    if view.view_type == "relative":
+        return f"view {number} ({view.assets[0]} vs {view.assets[1]})"
+    return f"view {number} ({', '.join(view.assets)})"
+
+
+def views_to_matrices(
+    views: Sequence[MarketView],
+    symbols: Sequence[str],
+    exposure_matrix: np.ndarray | None = None,
+    exposure_codes: Sequence[str] | None = None,
+    *,
+    level: Literal["fund", "exposure"] = "fund",
+    fund_costs: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Picking matrix ``P`` and targets ``Q`` for a list of views.
+
+    An absolute view on several names is a view on their equal-weighted average; a
+    relative view is ``assets[0] - assets[1]``. A name may be a fund symbol or an
+    exposure type code (see the module docstring for how each is expressed).
+
+    Parameters
+    ----------
+    views : sequence of MarketView, length k
+    symbols : sequence of str, length N
+        Fund symbols in the order of ``E``'s columns (case-insensitive).
+    exposure_matrix : ndarray, shape (K, N), optional
+        ``E`` in fractions of NAV. Required for views on exposure types and for
+        ``level='exposure'``.
+    exposure_codes : sequence of str, length K, optional
+        Codes of ``E``'s rows (case-insensitive).
+    level : {'fund', 'exposure'}
+        Space of ``P``'s columns: N funds or K exposure types.
+    fund_costs : ndarray, shape (N,), optional
+        Annual cost of each fund (expense plus financing), fractions; 0 if omitted.
+        Used where a view crosses between fund and exposure returns.
+
+    Returns
+    -------
+    P : ndarray, shape (k, N) or (k, K)
+    Q : ndarray, shape (k,)
+
+    Raises
+    ------
+    ValidationError
+        A name that is neither a selected fund nor an exposure type (the message names the
+        view and the name); a name that is both; an exposure a fund-level view cannot
+        isolate; a view that repeats a name or has no effect.
+    """
+    syms = [str(s).strip().upper() for s in symbols]
+    n = len(syms)
+    if len(set(syms)) != n:
+        raise ValidationError("symbols contain duplicates")
+    fund_index = {s: i for i, s in enumerate(syms)}
+    if level not in ("fund", "exposure"):
+        raise ValidationError(f"level must be 'fund' or 'exposure', got {level!r}")
+
+    e: np.ndarray | None = None
+    code_index: dict[str, int] = {}
+    if exposure_matrix is not None or exposure_codes is not None:
+        if exposure_matrix is None or exposure_codes is None:
+            raise ValidationError("pass both exposure_matrix and exposure_codes, or neither")
+        e = np.asarray(exposure_matrix, dtype=float)
+        codes = [str(c).strip().upper() for c in exposure_codes]
+        if e.shape != (len(codes), n):
+            raise ValidationError(
+                f"exposure matrix has shape {e.shape}; expected ({len(codes)}, {n}) "
+                "(exposure types x funds)"
+            )
+        if not np.all(np.isfinite(e)):
+            raise ValidationError("exposure matrix contains NaN or infinite values")
+        code_index = {c: k for k, c in enumerate(codes)}
+    elif level == "exposure":
+        raise ValidationError("level='exposure' needs exposure_matrix and exposure_codes")
+
+    costs = np.zeros(n) if fund_costs is None else np.asarray(fund_costs, dtype=float)
+    if costs.shape != (n,) or not np.all(np.isfinite(costs)):
+        raise ValidationError(f"fund_costs must be {n} finite numbers, one per fund")
+
+    dim = n if level == "fund" else len(code_index)
+    replicating: dict[int, np.ndarray] = {}
+
+    def vector(name: str, label: str) -> tuple[np.ndarray, float]:
+        """Row of P for one unit of ``name``'s return, and the offset added to its target."""
+        in_funds, in_codes = name in fund_index, name in code_index
+        if in_funds and in_codes:
+            raise ValidationError(
+                f"{label}: {name!r} is both a fund symbol and an exposure type code; rename "
+                "the custom exposure type",
+                field="views",
+            )
+        if not (in_funds or in_codes):
+            raise ValidationError(
+                f"{label} names {name!r}, which is neither a selected fund nor an exposure "
+                "type; add the fund to the portfolio or fix the name",
+                field="views",
+            )
+        row = np.zeros(dim)
+        if level == "fund":
+            if in_funds:
+                row[fund_index[name]] = 1.0
+                return row, 0.0
+            assert e is not None
+            k = code_index[name]
+            if k not in replicating:
+                unit = np.zeros(e.shape[0])
+                unit[k] = 1.0
+                v = np.linalg.lstsq(e, unit, rcond=None)[0]
+                if np.max(np.abs(e @ v - unit)) > 1e-9:
+                    raise ValidationError(
+                        f"{label}: no combination of the selected funds holds {name} on its "
+                        "own, so a view on it cannot be expressed on these funds; run "
+                        "Black-Litterman at the exposure level or add a fund that isolates it",
+                        field="views",
+                    )
+                replicating[k] = v
+            v = replicating[k]
+            # v' r_f = r_x,k - v'c: a view on r_x,k = q is v' r_f = q - v'c.
+            return v, -float(v @ costs)
+        assert e is not None
+        if in_codes:
+            row[code_index[name]] = 1.0
+            return row, 0.0
+        i = fund_index[name]
+        # r_i = E_i' r_x - c_i: a view r_i = q is E_i' r_x = q + c_i.
+        return e[:, i].copy(), float(costs[i])
+
+    k = len(views)
+    p = np.zeros((k, dim))
+    q = np.zeros(k)
+    for j, view in enumerate(views):
+        if not isinstance(view, MarketView):
+            raise ValidationError(f"view {j + 1} is not a MarketView", field="views")
+        label = _describe(view, j + 1)
+        if len(set(view.assets)) != len(view.assets):
+            raise ValidationError(f"{label} names the same asset twice", field="views")
+        if view.view_type == "relative":
+            a, off_a = vector(view.assets[0], label)
+            b, off_b = vector(view.assets[1], label)
+            p[j] = a - b
+            q[j] = view.expected_return + off_a - off_b
+        else:
+            parts = [vector(name, label) for name in view.assets]
+            p[j] = np.mean([r for r, _ in parts], axis=0)
+            q[j] = view.expected_return + float(np.mean([off for _, off in parts]))
+        if not np.any(np.abs(p[j]) > 1e-12):
+            raise ValidationError(
+                f"{label} has no effect: its assets have identical exposures", field="views"
+            )
+    return p, q
+
+
+def idzorek_omega(
+    confidences: np.ndarray, cov: np.ndarray, p: np.ndarray, tau: float = 0.05
+) -> np.ndarray:
+    """Diagonal view uncertainty from percentage confidences (Idzorek 2004, closed form).
+
+    ``omega_k = (1 - c_k) / c_k * tau * p_k Sigma p_k'``; ``c_k = 1`` gives 0 and
+    ``c_k = 0`` gives ``inf`` (the view is dropped). See the module docstring for why this
+    is exactly Idzorek's tilt for unconstrained weights.
+
+    Parameters
+    ----------
+    confidences : ndarray, shape (k,), values in [0, 1]
+    cov : ndarray, shape (n, n)
+    p : ndarray, shape (k, n)
+    tau : float
+
+    Returns
+    -------
+    ndarray, shape (k, k)
+    """
+    c = np.asarray(confidences, dtype=float)
+    p = np.atleast_2d(np.asarray(p, dtype=float))
+    if c.shape != (p.shape[0],):
+        raise ValidationError(f"expected {p.shape[0]} confidences (one per view), got {c.shape}")
+    if not np.all(np.isfinite(c)) or np.any((c < 0) | (c > 1)):
+        raise ValidationError("view confidences must be between 0 and 1")
+    view_var = np.einsum("ij,jk,ik->i", p, np.asarray(cov, dtype=float), p)
+    diag = np.full(c.shape, np.inf)
+    sure = c > 0
+    diag[sure] = tau * (1.0 - c[sure]) / c[sure] * view_var[sure]
+    return np.diag(diag)
+
+
+def black_litterman_posterior(
+    prior: np.ndarray,
+    cov: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    *,
+    confidences: np.ndarray | None = None,
+    omega: np.ndarray | None = None,
+    tau: float = 0.05,
+) -> BLPosterior:
+    """Closed-form Black-Litterman posterior, with k x k solves only.
+
+    Works on any asset space: funds, or exposure types (see the module docstring for
+    how the engine should handle exposure views and project back to funds).
+
+    Parameters
+    ----------
+    prior : ndarray, shape (n,)
+        Prior expected returns ``pi`` (e.g. :func:`implied_equilibrium_returns`).
+    cov : ndarray, shape (n, n)
+        Covariance of returns ``Sigma``.
+    P : ndarray, shape (k, n)
+        Picking matrix (:func:`views_to_matrices`); ``k = 0`` is allowed.
+    Q : ndarray, shape (k,)
+        View targets.
+    confidences : ndarray, shape (k,), optional
+        Per-view confidence in [0, 1], turned into ``Omega`` by :func:`idzorek_omega`.
+    omega : ndarray, shape (k, k), optional
+        Explicit view covariance (symmetric PSD). Give ``confidences`` or ``omega``, not
+        both; with neither, He and Litterman's ``Omega = diag(tau P Sigma P')``.
+    tau : float
+        Scale of the uncertainty of the prior mean, > 0 (often 1/T or 0.05).
+
+    Returns
+    -------
+    BLPosterior
+
+    Raises
+    ------
+    ValidationError
+        Bad shapes or values, or views that are linearly dependent while certain
+        (``A`` singular): the message names them.
+    """
+    s = _covariance(cov)
+    n = s.shape[0]
+    pi = np.asarray(prior, dtype=float)
+    if pi.shape != (n,) or not np.all(np.isfinite(pi)):
+        raise ValidationError(f"prior must be {n} finite numbers, got shape {pi.shape}")
+    p = np.asarray(P, dtype=float)
+    if p.ndim == 1 and p.size == n:
+        p = p[None, :]  # a single view given as a vector
+    elif p.size == 0:
+        p = np.zeros((0, n))
+    if p.ndim != 2 or p.shape[1] != n:
+        raise ValidationError(f"P must have shape (k, {n}) (views x assets), got {p.shape}")
+    q = np.asarray(Q, dtype=float).reshape(-1)
+    k = p.shape[0]
+    if q.shape != (k,):
+        raise ValidationError(f"Q must have {k} entries (one per row of P), got {q.shape}")
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
+        raise ValidationError("P and Q must be finite")
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValidationError(f"tau must be positive, got {tau}")
+    if confidences is not None and omega is not None:
+        raise ValidationError("give view confidences or an omega matrix, not both")
+
+    if omega is not None:
+        om = np.asarray(omega, dtype=float)
+        if om.shape != (k, k) or not np.all(np.isfinite(om)):
+            raise ValidationError(f"omega must be a finite {k}x{k} matrix, got {om.shape}")
+        if np.max(np.abs(om - om.T), initial=0.0) > 1e-12 * max(1.0, np.max(np.abs(om))):
+            raise ValidationError("omega must be symmetric")
+        if np.any(np.diag(om) < 0):
+            raise ValidationError("omega must have a non-negative diagonal")
+    elif confidences is not None:
+        om = idzorek_omega(confidences, s, p, tau)
+    else:
+        om = np.diag(tau * np.einsum("ij,jk,ik->i", p, s, p))
+
+    # Confidence 0: the view is dropped, exactly (not approximated by a huge omega).
+    keep = np.isfinite(np.diag(om))
+    pk, qk, omk = p[keep], q[keep], om[np.ix_(keep, keep)]
+    post_cov = (1.0 + tau) * s
+    if pk.shape[0] == 0:
+        return BLPosterior(mean=pi.copy(), cov=post_cov, omega=om)
+
+    tsp = tau * (s @ pk.T)  # (n, k'): tau Sigma P'
+    a = pk @ tsp + omk
+    a = 0.5 * (a + a.T)
+    try:
+        factor = sla.cho_factor(a, check_finite=False)
+        # Cholesky of a PSD-but-singular A can "succeed" with a tiny pivot: a pivot that
+        # is negligible next to its own view's variance means a dependent view.
+        if np.any(np.diag(factor[0]) ** 2 <= 1e-12 * np.diag(a)):
+            raise np.linalg.LinAlgError("near-singular")
+    except np.linalg.LinAlgError:
+        ids = [str(j + 1) for j in np.flatnonzero(keep)]
+        raise ValidationError(
+            "the views (" + ", ".join(ids) + ") cannot all hold with the given certainty: "
+            "some are linearly dependent (or on a riskless combination) with full "
+            "confidence; lower a confidence below 100% or remove the redundant view",
+            field="views",
+        ) from None
+    sol = sla.cho_solve(factor, np.column_stack((qk - pk @ pi, tsp.T)), check_finite=False)
+    mean = pi + tsp @ sol[:, 0]
+    post_cov = post_cov - tsp @ sol[:, 1:]
+    post_cov = 0.5 * (post_cov + post_cov.T)
+    return BLPosterior(mean=mean, cov=post_cov, omega=om)
