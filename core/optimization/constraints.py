@@ -157,7 +157,9 @@ class OptimizationConstraints:
                 raw = data[name] or {}
                 if not isinstance(raw, Mapping):
                     raise ValidationError(f"{name} must be an object", field=name)
-                kw[name] = {str(k): _num(v, f"{name}.{k}", allow_none=False) for k, v in raw.items()}
+                kw[name] = {
+                    str(k): _num(v, f"{name}.{k}", allow_none=False) for k, v in raw.items()
+                }
         for name in ("fund_bounds", "sector_limits"):
             if name in data:
                 raw = data[name] or {}
@@ -244,3 +246,316 @@ class MarketView:
             )
         except KeyError:
             raise ValidationError("a view must name its assets", field="assets") from None
+
+
+# --------------------------------------------------------------------------- linear form
+@dataclass
+class LinearForm:
+    """Constraints as matrices over the variable vector ``v = [w_1..w_n, (cash)]``.
+
+    ``A_eq v = b_eq``, ``A_ub v <= b_ub``, ``lb <= v <= ub``. Rows carry names
+    (``"max_exposure[US_EQUITY]"``) so that infeasibility can be reported in the
+    user's terms. ``general_only`` lists what this form cannot express (absolute
+    values: turnover, transaction costs, gross notional with shorts); those problems
+    go to the general (cvxpy) path.
+    """
+
+    symbols: list[str]
+    has_cash: bool
+    lb: Any
+    ub: Any
+    A_eq: Any
+    b_eq: Any
+    eq_names: list[str]
+    A_ub: Any
+    b_ub: Any
+    ub_names: list[str]
+    exposure_types: list[str]
+    exposure_matrix: Any
+    notionals: Any
+    general_only: list[str]
+
+    @property
+    def n_funds(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def n_vars(self) -> int:
+        return len(self.symbols) + (1 if self.has_cash else 0)
+
+    def violations(self, v: Any, tol: float = 1e-7) -> list[str]:
+        """Constraints that ``v`` breaks by more than ``tol`` (named, with the amount)."""
+        import numpy as np
+
+        v = np.asarray(v, dtype=float)
+        out: list[str] = []
+        names = [*self.symbols, "cash"] if self.has_cash else list(self.symbols)
+        low = v - self.lb
+        high = v - self.ub
+        for i in np.flatnonzero(low < -tol):
+            out.append(f"weight of {names[i]} {v[i]:.6g} is below its minimum {self.lb[i]:.6g}")
+        for i in np.flatnonzero(high > tol):
+            out.append(f"weight of {names[i]} {v[i]:.6g} is above its maximum {self.ub[i]:.6g}")
+        if self.A_eq.shape[0]:
+            r = self.A_eq @ v - self.b_eq
+            for i in np.flatnonzero(np.abs(r) > tol):
+                out.append(f"{self.eq_names[i]} misses by {r[i]:.3g}")
+        if self.A_ub.shape[0]:
+            r = self.A_ub @ v - self.b_ub
+            for i in np.flatnonzero(r > tol):
+                out.append(f"{self.ub_names[i]} exceeded by {r[i]:.3g}")
+        return out
+
+
+def _greedy_extreme(values, lb, ub, total: float, maximise: bool) -> float | None:
+    """max (or min) of values' w subject to lb <= w <= ub and sum w = total (a knapsack).
+
+    Returns None when the box cannot meet the budget at all.
+    """
+    import numpy as np
+
+    lo_sum, hi_sum = float(np.sum(lb)), float(np.sum(ub))
+    if lo_sum > total + 1e-12 or hi_sum < total - 1e-12:
+        return None
+    w = np.array(lb, dtype=float)
+    remaining = total - lo_sum
+    order = np.argsort(-values if maximise else values, kind="stable")
+    for i in order:
+        if remaining <= 0:
+            break
+        room = min(ub[i] - lb[i], remaining)
+        w[i] += room
+        remaining -= room
+    return float(values @ w)
+
+
+def linear_form(
+    symbols: list[str],
+    constraints: OptimizationConstraints,
+    fund_map: Any,
+    *,
+    exposure_types: list[str] | None = None,
+    expected_returns: Any = None,
+) -> LinearForm:
+    """Translate ``constraints`` into matrices and check cheap contradictions first.
+
+    Raises
+    ------
+    ValidationError
+        A constraint names an unknown exposure type, group or fund.
+    InfeasibleError
+        Bounds contradict each other (min > max, sum of minimums > 100%, a floor no mix
+        of the given funds can reach, ...). The error's ``conflicts`` names them.
+    """
+    import numpy as np
+
+    from core.errors import InfeasibleError
+    from core.exposures import AssetGroup, ExposureCalculator
+
+    symbols = [s.upper() for s in symbols]
+    c = constraints
+    calc = ExposureCalculator(fund_map, symbols)
+    used = calc.exposure_types
+    wanted = list(exposure_types) if exposure_types is not None else list(used)
+    for name in ("max_exposure_per_type", "min_exposure_per_type"):
+        for code in getattr(c, name):
+            code_u = code.upper()
+            if code_u not in fund_map.exposure_types:
+                raise ValidationError(
+                    f"{name} names unknown exposure type {code!r}", field=f"{name}.{code}"
+                )
+            if code_u not in wanted:
+                wanted.append(code_u)
+    calc = ExposureCalculator(fund_map, symbols, wanted)
+    E = calc.matrix
+    n = len(symbols)
+    has_cash = c.max_cash > 0 or c.min_cash > 0
+    nv = n + (1 if has_cash else 0)
+
+    conflicts: list[str] = []
+    unknown = [s for s in c.fund_bounds if s.upper() not in symbols]
+    if unknown:
+        raise ValidationError(
+            f"fund_bounds name funds not in the optimization: {', '.join(unknown)}",
+            field=f"fund_bounds.{unknown[0]}",
+        )
+    lb = np.zeros(nv)
+    ub = np.zeros(nv)
+    for i, s in enumerate(symbols):
+        lb[i], ub[i] = c.bounds_for(s)
+        if lb[i] > ub[i] + 1e-12:
+            conflicts.append(f"bounds of {s}: minimum {lb[i]:.2%} > maximum {ub[i]:.2%}")
+    if has_cash:
+        lb[n], ub[n] = c.min_cash, c.max_cash
+        if c.min_cash > c.max_cash:
+            conflicts.append(f"cash: minimum {c.min_cash:.2%} > maximum {c.max_cash:.2%}")
+    if c.min_weight > c.max_weight:
+        conflicts.append(f"min_weight {c.min_weight:.2%} > max_weight {c.max_weight:.2%}")
+    if not conflicts:
+        if lb.sum() > 1 + 1e-9:
+            conflicts.append(f"the minimum weights (and cash) sum to {lb.sum():.2%}, over 100%")
+        if ub.sum() < 1 - 1e-9:
+            conflicts.append(
+                f"the maximum weights (and cash) sum to only {ub.sum():.2%}, under 100%; "
+                "raise max_weight or allow cash"
+            )
+
+    general_only: list[str] = []
+    if c.max_turnover is not None:
+        general_only.append("turnover limit")
+    if c.transaction_cost_bps:
+        general_only.append("transaction costs")
+    shorts = bool(np.any(lb[:n] < 0))
+
+    rows: list[np.ndarray] = []
+    rhs: list[float] = []
+    names: list[str] = []
+    signs: list[float] = []  # -1 for floors written as -a'w <= -b, to report in user terms
+
+    def add(row_w: np.ndarray, bound: float, name: str) -> None:
+        row = np.zeros(nv)
+        row[:n] = row_w
+        rows.append(row)
+        rhs.append(float(bound))
+        names.append(name)
+        signs.append(-1.0 if name.startswith(("min_", "target_")) or ">=" in name else 1.0)
+
+    lbw, ubw = lb[:n], ub[:n]
+
+    for code, cap in c.max_exposure_per_type.items():
+        k = wanted.index(code.upper())
+        add(E[k], cap, f"max_exposure[{code.upper()}] <= {cap:.2%}")
+    for code, floor in c.min_exposure_per_type.items():
+        k = wanted.index(code.upper())
+        add(-E[k], -floor, f"min_exposure[{code.upper()}] >= {floor:.2%}")
+        cap = c.max_exposure_per_type.get(code)
+        if cap is not None and floor > cap:
+            conflicts.append(f"exposure {code}: floor {floor:.2%} > cap {cap:.2%}")
+
+    group_of = {g.value: g for g in AssetGroup}
+    for name in ("max_exposure_per_group", "min_exposure_per_group"):
+        for grp in getattr(c, name):
+            if grp.lower() not in group_of:
+                raise ValidationError(
+                    f"{name} names unknown group {grp!r}; use one of {', '.join(group_of)}",
+                    field=f"{name}.{grp}",
+                )
+    types_of_group = {
+        g: [k for k, code in enumerate(wanted) if fund_map.exposure_types[code].group == g]
+        for g in AssetGroup
+    }
+    for grp, cap in c.max_exposure_per_group.items():
+        ks = types_of_group[group_of[grp.lower()]]
+        add(E[ks].sum(axis=0), cap, f"max_group_exposure[{grp}] <= {cap:.2%}")
+    for grp, floor in c.min_exposure_per_group.items():
+        ks = types_of_group[group_of[grp.lower()]]
+        add(-E[ks].sum(axis=0), -floor, f"min_group_exposure[{grp}] >= {floor:.2%}")
+        cap = c.max_exposure_per_group.get(grp)
+        if cap is not None and floor > cap:
+            conflicts.append(f"group {grp}: floor {floor:.2%} > cap {cap:.2%}")
+
+    if c.sector_limits:
+        mapper = {k.upper(): v for k, v in c.sector_mapper.items()}
+        for sector, (lo, hi) in c.sector_limits.items():
+            member = np.array([1.0 if mapper.get(s) == sector else 0.0 for s in symbols])
+            if not member.any():
+                raise ValidationError(
+                    f"sector limit {sector!r} has no member among the funds; "
+                    "assign funds to it in sector_mapper",
+                    field=f"sector_limits.{sector}",
+                )
+            if hi is not None:
+                add(member, hi, f"sector[{sector}] <= {hi:.2%}")
+            if lo is not None:
+                add(-member, -lo, f"sector[{sector}] >= {lo:.2%}")
+            if lo is not None and hi is not None and lo > hi:
+                conflicts.append(f"sector {sector}: minimum {lo:.2%} > maximum {hi:.2%}")
+
+    if c.max_total_notional is not None:
+        if shorts:
+            general_only.append("gross notional limit with short positions")
+        else:
+            add(
+                calc.notionals,
+                c.max_total_notional,
+                f"max_total_notional <= {c.max_total_notional:.2%}",
+            )
+
+    if c.target_return is not None and expected_returns is not None:
+        mu = np.asarray(expected_returns, dtype=float)
+        add(-mu, -c.target_return, f"target_return >= {c.target_return:.2%}")
+
+    A_ub = np.array(rows).reshape(len(rows), nv)
+    b_ub = np.array(rhs)
+    A_eq = np.ones((1, nv))
+    b_eq = np.array([1.0])
+
+    # Cheap reachability: each single row against bounds + budget alone (a knapsack).
+    if not conflicts and not shorts:
+        cash_lo = lb[n] if has_cash else 0.0
+        cash_hi = ub[n] if has_cash else 0.0
+        for row, b, name, sign in zip(A_ub, b_ub, names, signs, strict=True):
+            best = None
+            for cash in {cash_lo, cash_hi}:
+                val = _greedy_extreme(row[:n], lbw, ubw, 1.0 - cash, maximise=False)
+                if val is not None:
+                    best = val if best is None else min(best, val)
+            if best is not None and best > b + 1e-9:
+                conflicts.append(
+                    f"{name} cannot be met by any mix of these funds within their bounds "
+                    f"(best reachable {sign * best:.2%})"
+                )
+    if conflicts:
+        raise InfeasibleError(
+            "The constraints contradict each other: " + "; ".join(conflicts), conflicts
+        )
+    return LinearForm(
+        symbols=symbols,
+        has_cash=has_cash,
+        lb=lb,
+        ub=ub,
+        A_eq=A_eq,
+        b_eq=b_eq,
+        eq_names=["budget: weights + cash = 100%"],
+        A_ub=A_ub,
+        b_ub=b_ub,
+        ub_names=names,
+        exposure_types=wanted,
+        exposure_matrix=E,
+        notionals=calc.notionals,
+        general_only=general_only,
+    )
+
+
+def diagnose_infeasibility(form: LinearForm) -> list[str]:
+    """Names of a small set of constraints that together admit no portfolio.
+
+    A deletion filter over the named rows (bounds and budget always kept): drop one
+    row; if the rest is still infeasible the row is not needed for the conflict.
+    Each test is one LP feasibility check with HiGHS, so this costs milliseconds.
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    def feasible(keep: list[int]) -> bool:
+        res = linprog(
+            np.zeros(form.n_vars),
+            A_ub=form.A_ub[keep] if keep else None,
+            b_ub=form.b_ub[keep] if keep else None,
+            A_eq=form.A_eq,
+            b_eq=form.b_eq,
+            bounds=list(zip(form.lb, form.ub, strict=True)),
+            method="highs",
+        )
+        return res.status == 0
+
+    keep = list(range(form.A_ub.shape[0]))
+    if feasible(keep):
+        return []
+    if not feasible([]):
+        return ["weight bounds and the 100% budget"]
+    for i in list(keep):
+        trial = [j for j in keep if j != i]
+        if not feasible(trial):
+            keep = trial
+    return [form.ub_names[i] for i in keep] + ["weight bounds and the 100% budget"]

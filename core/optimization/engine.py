@@ -1,0 +1,726 @@
+"""The optimization engine facade: every objective behind the API the spec promises.
+
+``OptimizationEngine(analytics, fund_map)`` takes symbols, expected returns (annual,
+fractions) and an annual covariance, builds the constraint matrices once
+(:func:`~core.optimization.constraints.linear_form`), sends dense QPs to the fast path
+(:mod:`core.optimization.qp`) and the rest to cvxpy (:mod:`core.optimization.general`),
+then re-checks every constraint on the returned weights before calling it a success.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import DataError, InfeasibleError, StackOptWarning, ValidationError
+from core.exposures import ExposureCalculator, FundExposureMap
+from core.optimization import mean_variance as mv
+from core.optimization.constraints import (
+    LinearForm,
+    MarketView,
+    OptimizationConstraints,
+    linear_form,
+)
+from core.optimization.general import RawSolution, build_constraint_list
+from core.optimization.results import FrontierPoint, ObjectiveType, OptimizationResult
+
+#: Constraints are re-checked on every answer to this tolerance before success.
+CHECK_TOL = 1e-6
+
+
+def _vector(values: Any, symbols: list[str], what: str) -> np.ndarray:
+    if isinstance(values, Mapping) and not isinstance(values, pd.Series):
+        values = pd.Series(values, dtype=float)
+    if isinstance(values, pd.Series):
+        idx = {str(k).upper(): v for k, v in values.items()}
+        missing = [s for s in symbols if s not in idx]
+        if missing:
+            raise ValidationError(f"{what} missing for: {', '.join(missing)}", field=what)
+        arr = np.array([idx[s] for s in symbols], dtype=float)
+    else:
+        arr = np.asarray(values, dtype=float).reshape(-1)
+        if arr.shape != (len(symbols),):
+            raise ValidationError(
+                f"{what} has {arr.size} values for {len(symbols)} funds", field=what
+            )
+    bad = [symbols[i] for i in np.flatnonzero(~np.isfinite(arr))]
+    if bad:
+        raise DataError(f"{what} is NaN or infinite for {', '.join(bad)}; re-estimate it")
+    return arr
+
+
+def _matrix(values: Any, symbols: list[str], what: str = "covariance") -> np.ndarray:
+    if isinstance(values, pd.DataFrame):
+        frame = values.copy()
+        frame.index = [str(i).upper() for i in frame.index]
+        frame.columns = [str(c).upper() for c in frame.columns]
+        missing = [s for s in symbols if s not in frame.index or s not in frame.columns]
+        if missing:
+            raise ValidationError(f"{what} has no row/column for {', '.join(missing)}", field=what)
+        arr = frame.loc[symbols, symbols].to_numpy(dtype=float)
+    else:
+        arr = np.asarray(values, dtype=float)
+        if arr.shape != (len(symbols), len(symbols)):
+            raise ValidationError(
+                f"{what} must be {len(symbols)}x{len(symbols)}, got {arr.shape}", field=what
+            )
+    bad = sorted({symbols[i] for i in np.argwhere(~np.isfinite(arr)).ravel()})
+    if bad:
+        raise DataError(f"{what} has NaN or infinite entries for {', '.join(bad)}")
+    return arr
+
+
+def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Symmetrise and repair a covariance to PSD; say what was repaired."""
+    repairs: list[str] = []
+    asym = np.max(np.abs(cov - cov.T)) if cov.size else 0.0
+    scale = max(float(np.max(np.abs(np.diag(cov)))) if cov.size else 1.0, 1e-300)
+    if asym > 1e-8 * scale:
+        repairs.append(f"covariance was not symmetric (max asymmetry {asym:.2e}); symmetrised")
+    cov = 0.5 * (cov + cov.T)
+    neg_var = [symbols[i] for i in np.flatnonzero(np.diag(cov) < 0)]
+    if neg_var:
+        raise DataError(f"negative variance for {', '.join(neg_var)}: the covariance is invalid")
+    ev, vecs = np.linalg.eigh(cov)
+    if ev.size and ev[0] < -1e-10 * scale:
+        clipped = np.clip(ev, 0.0, None)
+        cov = (vecs * clipped) @ vecs.T
+        cov = 0.5 * (cov + cov.T)
+        repairs.append(
+            f"covariance was not positive semi-definite (smallest eigenvalue {ev[0]:.3g}); "
+            "negative eigenvalues clipped to zero"
+        )
+    zero = [symbols[i] for i in np.flatnonzero(np.diag(cov) <= 1e-14)]
+    if zero:
+        repairs.append(f"zero volatility for {', '.join(zero)}: treated as riskless")
+    return cov, repairs
+
+
+class OptimizationEngine:
+    """Leverage-aware portfolio optimizer.
+
+    Parameters
+    ----------
+    analytics : PortfolioAnalytics or None
+        Unused for computation (kept for the promised signature); results are measured
+        with the inputs of each call.
+    fund_map : FundExposureMap
+        Exposures of every fund that can appear in ``symbols``.
+    assumptions : MarketAssumptions or None
+        Exposure-level assumptions (for risk by exposure type and exposure matching);
+        the built-in defaults when None.
+    """
+
+    def __init__(
+        self,
+        analytics: Any = None,
+        fund_map: FundExposureMap | None = None,
+        assumptions: Any = None,
+    ):
+        self.analytics = analytics
+        self.fund_map = fund_map if fund_map is not None else FundExposureMap.default()
+        self._assumptions = assumptions
+
+    # ------------------------------------------------------------- plumbing
+    @property
+    def assumptions(self):
+        if self._assumptions is None:
+            from core.assumptions import MarketAssumptions
+
+            self._assumptions = MarketAssumptions.default()
+        return self._assumptions
+
+    def _exposure_covariance(self, codes: list[str]) -> np.ndarray | None:
+        try:
+            cov_x = self.assumptions.covariance(codes)
+        except Exception:  # noqa: BLE001 - a missing assumption only drops a breakdown
+            return None
+        return cov_x.loc[codes, codes].to_numpy(dtype=float)
+
+    def _form(self, symbols, constraints, mu=None) -> LinearForm:
+        return linear_form(symbols, constraints, self.fund_map, expected_returns=mu)
+
+    def build_exposure_constraints(
+        self, weights: Any, symbols: Sequence[str], constraints: OptimizationConstraints
+    ) -> list[Any]:
+        """cvxpy constraints on a weight variable for ``constraints`` (exposure-aware).
+
+        ``weights`` is a cvxpy Variable of length ``len(symbols)`` (fully invested) or
+        ``len(symbols) + 1`` (last entry cash) when the constraints allow cash.
+        """
+        form = self._form([s.upper() for s in symbols], constraints)
+        return build_constraint_list(weights, form, constraints)
+
+    def _result(
+        self,
+        raw: RawSolution,
+        form: LinearForm,
+        objective: ObjectiveType | str,
+        constraints: OptimizationConstraints,
+        mu: np.ndarray | None,
+        cov: np.ndarray,
+        rf: float,
+        repairs: list[str],
+        t_start: float,
+        message: str = "",
+    ) -> OptimizationResult:
+        n = form.n_funds
+        v = np.asarray(raw.v, dtype=float)
+        v = np.where(np.abs(v) < 1e-13, 0.0, v)
+        w = v[:n]
+        cash = float(v[n]) if form.has_cash else 0.0
+        violations = form.violations(v, CHECK_TOL)
+        if constraints.max_turnover is not None:
+            from core.optimization.general import current_weight_vector
+
+            turnover = float(np.abs(w - current_weight_vector(form, constraints)).sum())
+            if turnover > constraints.max_turnover + CHECK_TOL:
+                violations.append(f"turnover {turnover:.4%} exceeds {constraints.max_turnover:.4%}")
+        if constraints.max_total_notional is not None:
+            notional = float(np.abs(w) @ form.notionals)
+            if notional > constraints.max_total_notional + CHECK_TOL:
+                violations.append(
+                    f"total notional {notional:.4%} exceeds {constraints.max_total_notional:.4%}"
+                )
+        var = float(w @ cov @ w)
+        vol = float(np.sqrt(max(var, 0.0)))
+        exp_ret = float(mu @ w + rf * cash) if mu is not None else float("nan")
+        sharpe = (exp_ret - rf) / vol if (mu is not None and vol > 1e-12) else float("nan")
+        calc = ExposureCalculator(self.fund_map, form.symbols)
+        exposures = calc.portfolio_exposures(w)
+        if cash:
+            exposures["CASH_TBILL"] = exposures.get("CASH_TBILL", 0.0) + cash
+        by_group = calc.exposure_by_group(w)
+        if cash:
+            by_group["cash"] = by_group.get("cash", 0.0) + cash
+        rc = pd.Series(w * (cov @ w) / vol if vol > 0 else np.zeros(n), index=form.symbols)
+        sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+        w_abs = np.abs(w)
+        gross = w_abs.sum()
+        eff = float(gross**2 / np.sum(w**2)) if gross > 0 else float("nan")
+        herf = float(np.sum((w_abs / gross) ** 2)) if gross > 0 else float("nan")
+        div = float(w_abs @ sig / vol) if vol > 0 else float("nan")
+        exp_rc = pd.Series(dtype=float)
+        codes = calc.exposure_types
+        cov_x = self._exposure_covariance(codes) if codes else None
+        if cov_x is not None and vol > 0:
+            x = calc.matrix @ w
+            model_var = float(x @ cov_x @ x)
+            contrib = x * (cov_x @ x) / vol
+            exp_rc = pd.Series(contrib, index=codes)
+            # whatever the exposure model does not explain (idiosyncratic, estimation)
+            exp_rc["residual"] = (var - model_var) / vol
+        ok = raw.status == "optimal" and not violations
+        if violations:
+            message = (
+                "The solver's answer breaks constraints: " + "; ".join(violations[:5])
+                + ". It is not used; loosen the constraints or report this problem."
+            )  # fmt: skip
+        elif not message:
+            message = f"Optimal ({raw.solver})"
+        return OptimizationResult(
+            weights=pd.Series(w, index=form.symbols),
+            objective=objective,
+            success=ok,
+            message=message,
+            cash_weight=cash,
+            objective_value=raw.objective_value,
+            expected_return=exp_ret,
+            expected_volatility=vol,
+            sharpe_ratio=sharpe,
+            risk_free_rate=rf,
+            exposures=exposures,
+            exposures_by_group=by_group,
+            total_notional=float(w_abs @ form.notionals),
+            effective_assets=eff,
+            concentration_ratio=herf,
+            diversification_ratio=div,
+            risk_contributions=rc,
+            exposure_risk_contributions=exp_rc,
+            solver=raw.solver,
+            status=raw.status,
+            solve_time=time.perf_counter() - t_start,
+            fallbacks=list(raw.fallbacks),
+            repairs=repairs,
+            constraint_violations=violations,
+            details=dict(raw.extra),
+        )
+
+    def _inputs(self, symbols, expected_returns, covariance_matrix, constraints):
+        symbols = [str(s).upper() for s in symbols]
+        if not symbols:
+            raise ValidationError("no funds to optimize: add holdings or funds", field="symbols")
+        if len(set(symbols)) != len(symbols):
+            dup = sorted({s for s in symbols if symbols.count(s) > 1})
+            raise ValidationError(f"duplicate symbols: {', '.join(dup)}", field="symbols")
+        mu = (
+            None
+            if expected_returns is None
+            else _vector(expected_returns, symbols, "expected returns")
+        )
+        cov, repairs = prepare_covariance(_matrix(covariance_matrix, symbols), symbols)
+        constraints = constraints if constraints is not None else OptimizationConstraints()
+        for r in repairs:
+            warnings.warn(r, StackOptWarning, stacklevel=3)
+        return symbols, mu, cov, constraints, repairs
+
+    # ------------------------------------------------------- mean-variance
+    def optimize_mean_variance(
+        self,
+        symbols: Sequence[str],
+        expected_returns: Any,
+        covariance_matrix: Any,
+        constraints: OptimizationConstraints | None = None,
+        objective: ObjectiveType | str = ObjectiveType.MAX_SHARPE,
+        risk_free_rate: float = 0.02,
+        *,
+        benchmark_weights: Any = None,
+    ) -> OptimizationResult:
+        """Mean-variance family: max Sharpe, min volatility (optionally at a target
+        return), max return (optionally at a target volatility), max diversification,
+        min tracking error to ``benchmark_weights``.
+
+        Raises
+        ------
+        InfeasibleError
+            The constraints admit no portfolio (the message names the conflict), or no
+            feasible portfolio beats the risk-free rate (max Sharpe).
+        SolverError
+            Every solver failed.
+        """
+        t0 = time.perf_counter()
+        objective = ObjectiveType(objective)
+        if objective is ObjectiveType.RISK_PARITY:
+            return self.optimize_risk_parity(symbols, covariance_matrix, constraints)
+        symbols, mu, cov, constraints, repairs = self._inputs(
+            symbols, expected_returns, covariance_matrix, constraints
+        )
+        if mu is None and objective in (
+            ObjectiveType.MAX_SHARPE,
+            ObjectiveType.MAX_RETURN,
+        ):
+            raise ValidationError(
+                f"{objective.label} needs expected returns", field="expected_returns"
+            )
+        if constraints.target_return is not None and mu is None:
+            raise ValidationError("a target return needs expected returns", field="target_return")
+        form = self._form(
+            symbols, constraints, mu if constraints.target_return is not None else None
+        )
+        if objective is ObjectiveType.MAX_SHARPE:
+            raw = mv.max_sharpe(form, mu, cov, risk_free_rate, constraints)
+        elif objective is ObjectiveType.MIN_VOLATILITY:
+            if constraints.target_volatility is not None:
+                raise ValidationError(
+                    "Min volatility with a volatility target is contradictory: clear the "
+                    "target or choose Max return",
+                    field="target_volatility",
+                )
+            raw = mv.min_volatility(form, cov, constraints)
+        elif objective is ObjectiveType.MAX_RETURN:
+            raw = mv.max_return(form, mu, cov, constraints)
+        elif objective is ObjectiveType.MAX_DIVERSIFICATION:
+            raw = mv.max_diversification(form, cov, constraints)
+        elif objective is ObjectiveType.MIN_TRACKING_ERROR:
+            if benchmark_weights is None:
+                raise ValidationError(
+                    "Min tracking error needs benchmark weights (or use optimize_exposures "
+                    "to track an exposure profile)",
+                    field="benchmark_weights",
+                )
+            b = _vector(
+                pd.Series(benchmark_weights).reindex(symbols).fillna(0.0), symbols, "benchmark"
+            )
+            _, cov_v = mv.extend(form, np.zeros(len(symbols)), cov, 0.0)
+            b_v = np.append(b, 0.0) if form.has_cash else b
+            raw = mv.solve_quadratic(form, cov_v, -cov_v @ b_v, constraints)
+            raw.objective_value = float(2 * raw.objective_value + b_v @ cov_v @ b_v)
+        else:  # pragma: no cover - enum is exhaustive
+            raise ValidationError(f"unknown objective {objective}")
+        return self._result(raw, form, objective, constraints, mu, cov, risk_free_rate, repairs, t0)
+
+    # ------------------------------------------------------------ frontier
+    def efficient_frontier(
+        self,
+        symbols: Sequence[str],
+        expected_returns: Any,
+        covariance_matrix: Any,
+        constraints: OptimizationConstraints | None = None,
+        n_points: int = 50,
+        risk_free_rate: float = 0.02,
+        *,
+        exclude_leveraged: bool = False,
+        label: str = "",
+    ) -> Iterator[FrontierPoint]:
+        """Yield frontier points one at a time, from min volatility to max return.
+
+        Each point minimises volatility at a target return on a grid between the
+        min-volatility return and the max attainable return; each solve is
+        warm-started from the previous point. The caller may stop iterating at any time.
+        ``exclude_leveraged`` pins every fund with notional > 100% to zero, to show what
+        leverage buys.
+        """
+        symbols, mu, cov, constraints, _ = self._inputs(
+            symbols, expected_returns, covariance_matrix, constraints
+        )
+        if mu is None:
+            raise ValidationError("a frontier needs expected returns", field="expected_returns")
+        if exclude_leveraged:
+            bounds = dict(constraints.fund_bounds)
+            for s in symbols:
+                if self.fund_map[s].is_leveraged:
+                    bounds[s] = (0.0, 0.0)
+            constraints = constraints.copy(fund_bounds=bounds)
+        constraints = constraints.copy(target_return=None, target_volatility=None)
+        form = self._form(symbols, constraints)
+        mu_v, cov_v = mv.extend(form, mu, cov, 0.0)
+        if form.has_cash:
+            mu_v[-1] = risk_free_rate
+        r_max, _ = mv.max_linear(form, mu_v)
+        first = mv.min_volatility(form, cov, constraints)
+        r_min = float(mu_v @ first.v)
+        targets = np.linspace(r_min, r_max, max(int(n_points), 2))
+        calc_notional = form.notionals
+        warm = None  # the first point has no target-return row, so it cannot seed the rest
+        for i, target in enumerate(targets):
+            if i == 0:
+                raw = first
+            else:
+                raw = mv.solve_quadratic(
+                    form, cov_v, np.zeros(form.n_vars), constraints, warm_start=warm,
+                    extra_ub=(-mu_v[None, :], np.array([-target]), [f"target return {target:.2%}"]),
+                )  # fmt: skip
+                warm = raw.extra.get("qp_solution")
+            v = raw.v
+            w = v[: form.n_funds]
+            vol = float(np.sqrt(max(w @ cov @ w, 0.0)))
+            ret = float(mu_v @ v)
+            yield FrontierPoint(
+                weights=pd.Series(w, index=symbols),
+                expected_return=ret,
+                volatility=vol,
+                sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
+                total_notional=float(np.abs(w) @ calc_notional),
+                cash_weight=float(v[-1]) if form.has_cash else 0.0,
+                index=i,
+                label=label,
+                solver=raw.solver,
+            )
+
+    def frontier_with_and_without_leverage(
+        self, symbols, expected_returns, covariance_matrix, constraints=None, n_points=50,
+        risk_free_rate=0.02,
+    ) -> Iterator[FrontierPoint]:  # fmt: skip
+        """Both frontiers: points labelled 'with leverage' then 'without leverage'."""
+        yield from self.efficient_frontier(
+            symbols, expected_returns, covariance_matrix, constraints, n_points,
+            risk_free_rate, label="with leverage",
+        )  # fmt: skip
+        if any(not self.fund_map[s].is_leveraged for s in symbols):
+            try:
+                yield from self.efficient_frontier(
+                    symbols, expected_returns, covariance_matrix, constraints, n_points,
+                    risk_free_rate, exclude_leveraged=True, label="without leverage",
+                )  # fmt: skip
+            except InfeasibleError:
+                return  # without leveraged funds the constraints cannot be met: no curve
+
+    # -------------------------------------------------------- black-litterman
+    def black_litterman(
+        self,
+        symbols: Sequence[str],
+        market_weights: Any,
+        covariance_matrix: Any,
+        views: Sequence[MarketView],
+        risk_aversion: float = 2.5,
+        *,
+        tau: float = 0.05,
+        risk_free_rate: float = 0.0,
+    ):
+        """Full Black-Litterman posterior over funds (mean and covariance).
+
+        Views may name fund symbols or exposure type codes. A view on an exposure type
+        is a view on one unit of that exposure; it becomes a view on funds through the
+        exposure matrix (a fund's return is its exposures' returns), so it moves every
+        fund that carries the exposure.
+        """
+        from core.optimization import black_litterman as bl
+
+        symbols = [str(s).upper() for s in symbols]
+        cov, _ = prepare_covariance(_matrix(covariance_matrix, symbols), symbols)
+        w_mkt = _vector(
+            pd.Series(market_weights).reindex(symbols).fillna(0.0), symbols, "market weights"
+        )
+        if w_mkt.sum() <= 0:
+            raise ValidationError(
+                "market weights must sum to a positive amount", field="market_weights"
+            )
+        w_mkt = w_mkt / w_mkt.sum()
+        prior = bl.implied_equilibrium_returns(cov, w_mkt, risk_aversion, risk_free_rate)
+        calc = ExposureCalculator(self.fund_map, symbols)
+        P, Q = bl.views_to_matrices(list(views), symbols, calc.matrix, calc.exposure_types)
+        conf = np.array([v.confidence for v in views]) if views else None
+        post = bl.black_litterman_posterior(prior, cov, P, Q, confidences=conf, tau=tau)
+        return post, prior
+
+    def black_litterman_returns(
+        self,
+        symbols: Sequence[str],
+        market_weights: Any,
+        covariance_matrix: Any,
+        views: Sequence[MarketView],
+        risk_aversion: float = 2.5,
+        *,
+        tau: float = 0.05,
+        risk_free_rate: float = 0.0,
+    ) -> pd.Series:
+        """Posterior expected returns (annual) after the views; see :meth:`black_litterman`."""
+        post, _ = self.black_litterman(
+            symbols, market_weights, covariance_matrix, views, risk_aversion,
+            tau=tau, risk_free_rate=risk_free_rate,
+        )  # fmt: skip
+        return pd.Series(post.mean, index=[str(s).upper() for s in symbols])
+
+    # ------------------------------------------------------- exposure matching
+    def _fund_model(self, symbols: list[str]):
+        """Expected returns (with cash rate) and covariance of funds from the assumptions."""
+        a = self.assumptions
+        mu = a.fund_expected_returns(self.fund_map, symbols) + a.cash_rate
+        cov = a.fund_covariance(self.fund_map, symbols)
+        return mu.reindex(symbols).to_numpy(float), cov.loc[symbols, symbols].to_numpy(float)
+
+    def optimize_exposures(
+        self,
+        symbols: Sequence[str],
+        target_exposures: Mapping[str, float],
+        constraints: OptimizationConstraints | None = None,
+        minimize_cost: bool = True,
+        *,
+        expected_returns: Any = None,
+        covariance_matrix: Any = None,
+        risk_free_rate: float | None = None,
+    ) -> OptimizationResult:
+        """Fund weights that best deliver a target exposure profile, cheapest first.
+
+        Stage 1 minimises the risk-weighted exposure tracking error
+        ``(E w - x*)' Sigma_x (E w - x*)`` under the constraints. Every minimiser has the
+        same ``L' E w`` (``Sigma_x = L L'``), so stage 2 is an exact linear program: the
+        cheapest (expense + financing) weights with that same ``L' E w``. LP optima are
+        vertices, which also keeps the number of funds small.
+
+        ``target_exposures`` maps exposure type codes to fractions (``{"US_EQUITY": 1.0,
+        "UST_10Y": 0.6}`` is 100% equity plus 60% Treasuries).
+        """
+        t0 = time.perf_counter()
+        symbols = [str(s).upper() for s in symbols]
+        constraints = constraints if constraints is not None else OptimizationConstraints()
+        target = {str(k).upper(): float(v) for k, v in target_exposures.items()}
+        unknown = [k for k in target if k not in self.fund_map.exposure_types]
+        if unknown:
+            raise ValidationError(
+                f"target names unknown exposure types: {', '.join(unknown)}",
+                field="target_exposures",
+            )
+        form = self._form(symbols, constraints)
+        codes = list(form.exposure_types)
+        for k in target:
+            if k not in codes:
+                codes.append(k)
+        calc = ExposureCalculator(self.fund_map, symbols, codes)
+        E = calc.matrix
+        cov_x = self._exposure_covariance(codes)
+        if cov_x is None:
+            raise ValidationError(
+                "exposure matching needs market assumptions for: " + ", ".join(codes),
+                field="assumptions",
+            )
+        x_star = np.array([target.get(c, 0.0) for c in codes])
+        ev, vecs = np.linalg.eigh(0.5 * (cov_x + cov_x.T))
+        keep = ev > 1e-12 * max(ev.max(), 1e-300)
+        L = vecs[:, keep] * np.sqrt(ev[keep])  # cov_x = L L'
+        M = L.T @ E  # (r, n): the risk coordinates of the funds' exposures
+        n = len(symbols)
+        nv = form.n_vars
+        M_v = np.hstack([M, np.zeros((M.shape[0], nv - n))])
+        P = M_v.T @ M_v
+        q = -M_v.T @ (L.T @ x_star)
+        raw = mv.solve_quadratic(form, P, q, constraints)
+        te2 = float(np.sum((M_v @ raw.v - L.T @ x_star) ** 2))
+        if minimize_cost and not form.general_only:
+            from scipy.optimize import linprog
+
+            z = M_v @ raw.v
+            slack = 1e-9 + 1e-7 * np.abs(z)
+            cost = np.append(calc.annual_costs, np.zeros(nv - n))
+            A_ub = (
+                np.vstack([form.A_ub, M_v, -M_v]) if form.A_ub.shape[0] else np.vstack([M_v, -M_v])
+            )
+            b_ub = np.concatenate([form.b_ub, z + slack, -z + slack])
+            lp = linprog(
+                cost, A_ub=A_ub, b_ub=b_ub, A_eq=form.A_eq, b_eq=form.b_eq,
+                bounds=list(zip(form.lb, form.ub, strict=True)), method="highs",
+            )  # fmt: skip
+            if lp.status == 0:
+                raw = RawSolution(
+                    v=np.asarray(lp.x), solver=f"{raw.solver} + HiGHS (cheapest)",
+                    status="optimal", objective_value=te2, fallbacks=raw.fallbacks,
+                )  # fmt: skip
+            else:
+                raw.fallbacks.append(f"cheapest-funds stage skipped: {lp.message}")
+        raw.objective_value = te2
+        if expected_returns is None or covariance_matrix is None:
+            mu, cov = self._fund_model(symbols)
+        else:
+            mu = _vector(expected_returns, symbols, "expected returns")
+            cov, _ = prepare_covariance(_matrix(covariance_matrix, symbols), symbols)
+        rf = self.assumptions.cash_rate if risk_free_rate is None else risk_free_rate
+        result = self._result(raw, form, "exposure_matching", constraints, mu, cov, rf, [], t0)
+        result.details["target_exposures"] = pd.Series(x_star, index=codes)
+        result.details["exposure_tracking_error"] = float(np.sqrt(max(te2, 0.0)))
+        if result.success:
+            result.message = (
+                f"Exposure tracking error {np.sqrt(max(te2, 0.0)):.2%} a year ({raw.solver})"
+            )
+        return result
+
+    # ----------------------------------------------------------- risk parity
+    def optimize_risk_parity(
+        self,
+        symbols: Sequence[str],
+        covariance_matrix: Any,
+        constraints: OptimizationConstraints | None = None,
+        use_leverage: bool = True,
+        *,
+        risk_budgets: Mapping[str, float] | None = None,
+        method: str = "erc",
+        by: str = "fund",
+        expected_returns: Any = None,
+        risk_free_rate: float = 0.02,
+    ) -> OptimizationResult:
+        """Risk parity: equal (or budgeted) risk contributions, or hierarchical risk parity.
+
+        Parameters
+        ----------
+        risk_budgets : mapping, optional
+            Fund symbol (``by='fund'``) or exposure type code (``by='exposure'``) -> budget;
+            normalised to sum to one. Default: equal.
+        method : {'erc', 'hrp'}
+            Equal risk contribution / risk budgeting (Newton on the log-barrier form), or
+            hierarchical risk parity (``by='fund'`` only).
+        by : {'fund', 'exposure'}
+            ``'exposure'`` gives each exposure type (equity, Treasuries, gold, trend ...)
+            its budget of risk, then finds the fund weights delivering that exposure mix.
+        use_leverage : bool
+            With ``constraints.target_volatility`` set, scale the risk-parity exposure mix
+            to that volatility and deliver it through leveraged funds (within
+            ``max_total_notional``), instead of holding an unlevered, low-volatility mix.
+        """
+        from core.optimization import risk_parity as rp
+
+        t0 = time.perf_counter()
+        symbols, mu, cov, constraints, repairs = self._inputs(
+            symbols, expected_returns, covariance_matrix, constraints
+        )
+        if method not in ("erc", "hrp"):
+            raise ValidationError("method must be 'erc' or 'hrp'", field="method")
+        if by not in ("fund", "exposure"):
+            raise ValidationError("by must be 'fund' or 'exposure'", field="by")
+        target_vol = constraints.target_volatility
+        if by == "exposure":
+            calc = ExposureCalculator(self.fund_map, symbols)
+            codes = [c for c in calc.exposure_types if c != "CASH_TBILL"]
+            cov_x = self._exposure_covariance(codes)
+            if cov_x is None or not codes:
+                raise ValidationError("risk parity by exposure needs exposure assumptions")
+            b = None
+            if risk_budgets:
+                b = np.array([float(risk_budgets.get(c, 0.0)) for c in codes])
+            x = rp.exposure_risk_budget_targets(cov_x, b)
+            x = x / x.sum()
+            if use_leverage and target_vol is not None:
+                x = x * target_vol / np.sqrt(x @ cov_x @ x)
+            result = self.optimize_exposures(
+                symbols, dict(zip(codes, x, strict=True)),
+                constraints.copy(target_volatility=None), True,
+                expected_returns=mu, covariance_matrix=cov, risk_free_rate=risk_free_rate,
+            )  # fmt: skip
+            result.objective = ObjectiveType.RISK_PARITY
+            result.details["method"] = "risk parity by exposure type"
+            return result
+        form = self._form(symbols, constraints.copy(target_volatility=None))
+        budgets = None
+        if risk_budgets:
+            budgets = np.array([float(risk_budgets.get(s, 0.0)) for s in symbols])
+        if method == "hrp":
+            from core.optimization.hierarchical import hrp_weights
+
+            w = hrp_weights(cov)
+            raw = RawSolution(
+                v=self._with_cash(w, form), solver="HRP (recursive bisection)", status="optimal"
+            )
+        else:
+            sol = rp.risk_budget_weights(cov, budgets, names=symbols)
+            v = self._with_cash(np.asarray(sol.weights), form)
+            raw = RawSolution(
+                v=v,
+                solver=f"risk budgeting ({sol.method})",
+                # rounding can stop Newton/CCD just short of 1e-12; 1e-8 on budgets is exact
+                status="optimal" if sol.converged or sol.max_budget_error < 1e-8 else "failed",
+            )
+            if form.violations(v, CHECK_TOL) or form.general_only:
+                raw = self._constrained_risk_budget(form, cov, constraints, budgets)
+        if use_leverage and target_vol is not None:
+            w = raw.v[: form.n_funds]
+            vol = float(np.sqrt(w @ cov @ w))
+            calc = ExposureCalculator(self.fund_map, symbols)
+            x = calc.matrix @ w * (target_vol / vol)
+            result = self.optimize_exposures(
+                symbols, dict(zip(calc.exposure_types, x, strict=True)),
+                constraints.copy(target_volatility=None), True,
+                expected_returns=mu if mu is not None else None,
+                covariance_matrix=cov if mu is not None else None, risk_free_rate=risk_free_rate,
+            )  # fmt: skip
+            result.objective = ObjectiveType.RISK_PARITY
+            result.details["method"] = f"{method} levered to {target_vol:.1%} volatility"
+            return result
+        return self._result(
+            raw, form, ObjectiveType.RISK_PARITY, constraints, mu, cov, risk_free_rate, repairs, t0
+        )
+
+    @staticmethod
+    def _with_cash(w: np.ndarray, form: LinearForm) -> np.ndarray:
+        return np.append(w, 0.0) if form.has_cash else np.asarray(w, dtype=float)
+
+    def _constrained_risk_budget(self, form, cov, constraints, budgets) -> RawSolution:
+        """Risk budgeting under linear constraints: the log-barrier form with every
+        right-hand side scaled by ``sum(y)`` (constraints on ``w = y / sum y`` are
+        homogeneous in ``y``), solved by a conic solver."""
+        from core.optimization.general import CONIC_CHAIN, _cp, solve_problem
+
+        cp = _cp()
+        n = form.n_funds
+        b = np.full(n, 1.0 / n) if budgets is None else budgets / budgets.sum()
+        active = b > 0
+        y = cp.Variable(form.n_vars)
+        total = cp.sum(y)
+        ev, vecs = np.linalg.eigh(cov)
+        L = vecs * np.sqrt(np.clip(ev, 0, None))
+        cons = build_constraint_list(y, form, constraints, scale=total)
+        objective = 0.5 * cp.sum_squares(L.T @ y[:n]) - b[active] @ cp.log(y[:n][active])
+
+        def make():
+            return cp.Problem(cp.Minimize(objective), cons)
+
+        def recover():
+            val = np.asarray(y.value, dtype=float)
+            return val / val.sum()
+
+        return solve_problem(
+            make, chain=CONIC_CHAIN, recover=recover, form=form,
+            infeasible_message="No risk-parity portfolio satisfies the constraints",
+        )  # fmt: skip

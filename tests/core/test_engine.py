@@ -1,0 +1,369 @@
+"""The optimization engine against closed forms, cvxpy, PyPortfolioOpt and real data."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from core.assumptions import MarketAssumptions
+from core.errors import DataError, InfeasibleError, StackOptWarning, ValidationError
+from core.exposures import ExposureCalculator, FundDefinition, FundExposureMap
+from core.optimization.constraints import MarketView, OptimizationConstraints
+from core.optimization.engine import OptimizationEngine
+from core.optimization.results import ObjectiveType
+
+REAL = ["SPY", "TLT", "GLD", "RSSB", "RSST", "NTSX", "DBMF"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> OptimizationEngine:
+    return OptimizationEngine(fund_map=FundExposureMap.default())
+
+
+@pytest.fixture(scope="module")
+def model(engine):
+    a = MarketAssumptions.default()
+    mu = a.fund_expected_returns(engine.fund_map, REAL) + a.cash_rate
+    cov = a.fund_covariance(engine.fund_map, REAL)
+    return mu, cov, a.cash_rate
+
+
+def random_cov(rng: np.random.Generator, n: int, k: int = 3) -> np.ndarray:
+    B = rng.normal(0, 0.15, (n, k))
+    d = rng.uniform(0.05, 0.3, n) ** 2
+    return B @ B.T + np.diag(d)
+
+
+def plain_map(n: int) -> tuple[FundExposureMap, list[str]]:
+    codes = ["US_EQUITY", "UST_10Y", "GOLD", "INTL_DEV", "COMMODITIES"]
+    funds = [
+        FundDefinition(f"F{i}", exposures={codes[i % len(codes)]: 100.0}, source="test")
+        for i in range(n)
+    ]
+    return FundExposureMap(funds), [f.symbol for f in funds]
+
+
+# ----------------------------------------------------------------- closed forms
+def test_unconstrained_min_variance_matches_closed_form():
+    rng = np.random.default_rng(1)
+    fmap, syms = plain_map(6)
+    cov = random_cov(rng, 6)
+    eng = OptimizationEngine(fund_map=fmap)
+    c = OptimizationConstraints(long_only=False, min_weight=-10, max_weight=10)
+    res = eng.optimize_mean_variance(syms, np.zeros(6), cov, c, ObjectiveType.MIN_VOLATILITY)
+    inv1 = np.linalg.solve(cov, np.ones(6))
+    assert res.success
+    np.testing.assert_allclose(res.weights.to_numpy(), inv1 / inv1.sum(), atol=1e-9)
+    assert res.expected_volatility == pytest.approx(np.sqrt(1 / inv1.sum()), rel=1e-9)
+
+
+def test_unconstrained_tangency_matches_closed_form():
+    rng = np.random.default_rng(2)
+    fmap, syms = plain_map(5)
+    cov = random_cov(rng, 5)
+    mu = 0.02 + rng.uniform(0.01, 0.08, 5)
+    eng = OptimizationEngine(fund_map=fmap)
+    c = OptimizationConstraints(long_only=False, min_weight=-10, max_weight=10)
+    res = eng.optimize_mean_variance(syms, mu, cov, c, ObjectiveType.MAX_SHARPE, 0.02)
+    t = np.linalg.solve(cov, mu - 0.02)
+    assert res.success
+    np.testing.assert_allclose(res.weights.to_numpy(), t / t.sum(), atol=1e-8)
+    best = np.sqrt((mu - 0.02) @ t)
+    assert res.sharpe_ratio == pytest.approx(best, rel=1e-10)
+
+
+# ------------------------------------------------------- second solver (cvxpy)
+def cvxpy_reference(mu, cov, fmap, syms, c: OptimizationConstraints, rf: float):
+    """Max Sharpe written directly in cvxpy (homogenised), as a user would."""
+    calc = ExposureCalculator(fmap, syms)
+    E = calc.matrix
+    n = len(syms)
+    y = cp.Variable(n)
+    k = cp.Variable(nonneg=True)
+    cons = [(mu - rf) @ y == 1, cp.sum(y) == k, y >= 0, y <= c.max_weight * k]
+    for code, cap in c.max_exposure_per_type.items():
+        cons.append(E[calc.exposure_types.index(code)] @ y <= cap * k)
+    if c.max_total_notional is not None:
+        cons.append(calc.notionals @ y <= c.max_total_notional * k)
+    prob = cp.Problem(cp.Minimize(cp.quad_form(y, cp.psd_wrap(cov))), cons)
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    return y.value / k.value
+
+
+def test_leverage_aware_max_sharpe_agrees_with_cvxpy(engine, model):
+    mu, cov, rf = model
+    c = OptimizationConstraints(
+        max_weight=0.6, max_exposure_per_type={"US_EQUITY": 0.8}, max_total_notional=1.5
+    )
+    res = engine.optimize_mean_variance(REAL, mu, cov, c, ObjectiveType.MAX_SHARPE, rf)
+    ref = cvxpy_reference(mu.to_numpy(), cov.to_numpy(), engine.fund_map, REAL, c, rf)
+    np.testing.assert_allclose(res.weights.to_numpy(), ref, atol=1e-5)
+    w = ref
+    sharpe_ref = (mu.to_numpy() @ w - rf) / np.sqrt(w @ cov.to_numpy() @ w)
+    assert res.sharpe_ratio >= sharpe_ref - 1e-9
+
+
+def test_min_volatility_matches_pypfopt_on_real_returns(shared_data):
+    pypfopt = pytest.importorskip("pypfopt")
+    prices = pd.read_csv(shared_data / "etf_daily_adjclose.csv.gz", index_col=0, parse_dates=True)
+    syms = ["SPY", "TLT", "GLD", "IEF", "EFA", "EEM", "DBC"]
+    px = prices[syms].loc["2012":"2024"].dropna()
+    mu = pypfopt.expected_returns.mean_historical_return(px, compounding=False)
+    cov = pypfopt.risk_models.sample_cov(px)
+    eng = OptimizationEngine(fund_map=FundExposureMap.default())
+    for objective in (ObjectiveType.MIN_VOLATILITY, ObjectiveType.MAX_SHARPE):
+        ef = pypfopt.EfficientFrontier(mu, cov, weight_bounds=(0, 0.4), solver="CLARABEL")
+        if objective is ObjectiveType.MIN_VOLATILITY:
+            ref = pd.Series(ef.min_volatility())
+        else:
+            ref = pd.Series(ef.max_sharpe(risk_free_rate=0.01))
+        c = OptimizationConstraints(max_weight=0.4)
+        res = eng.optimize_mean_variance(syms, mu, cov, c, objective, 0.01)
+        np.testing.assert_allclose(res.weights[syms], ref[syms], atol=1e-4)
+
+
+# ------------------------------------------------------------ property tests
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    eq_cap=st.floats(0.3, 1.2),
+    notional=st.floats(1.0, 2.0),
+    max_w=st.floats(0.25, 1.0),
+    objective=st.sampled_from(
+        [ObjectiveType.MAX_SHARPE, ObjectiveType.MIN_VOLATILITY, ObjectiveType.MAX_DIVERSIFICATION]
+    ),
+)
+def test_every_constraint_holds_on_random_feasible_problems(
+    engine, seed, eq_cap, notional, max_w, objective
+):
+    rng = np.random.default_rng(seed)
+    syms = list(rng.choice(engine.fund_map.symbols, size=8, replace=False))
+    a = MarketAssumptions.default()
+    mu = a.fund_expected_returns(engine.fund_map, syms) + a.cash_rate
+    cov = a.fund_covariance(engine.fund_map, syms)
+    c = OptimizationConstraints(
+        max_weight=max_w,
+        max_exposure_per_group={"equity": eq_cap},
+        max_total_notional=notional,
+    )
+    try:
+        res = engine.optimize_mean_variance(syms, mu, cov, c, objective, 0.0)
+    except InfeasibleError:
+        # Infeasible must be real: no mix of these funds meets the caps (checked by LP).
+        from scipy.optimize import linprog
+
+        calc = ExposureCalculator(engine.fund_map, syms)
+        eq = np.array([calc.exposure_by_group(np.eye(8)[i]).get("equity", 0.0) for i in range(8)])
+        lp = linprog(
+            np.zeros(8), A_ub=np.vstack([eq, calc.notionals]), b_ub=[eq_cap, notional],
+            A_eq=np.ones((1, 8)), b_eq=[1.0], bounds=[(0, max_w)] * 8, method="highs",
+        )  # fmt: skip
+        assert lp.status == 2
+        return
+    assume(res.success)
+    w = res.weights.to_numpy()
+    # independent hand computation of exposures and notional
+    equity = sum(
+        w[i] * v / 100
+        for i, s in enumerate(syms)
+        for code, v in engine.fund_map[s].exposures.items()
+        if engine.fund_map.exposure_types[code].group.value == "equity"
+    )
+    hand_notional = sum(
+        abs(w[i]) * engine.fund_map[s].notional_pct / 100 for i, s in enumerate(syms)
+    )
+    assert w.sum() == pytest.approx(1.0, abs=1e-6)
+    assert w.min() >= -1e-6 and w.max() <= max_w + 1e-6
+    assert equity <= eq_cap + 1e-6
+    assert hand_notional <= notional + 1e-6
+    assert res.total_notional == pytest.approx(hand_notional, abs=1e-9)
+
+
+# ------------------------------------------------------------------ real data
+def test_real_data_leverage_aware_max_sharpe(shared_data, engine):
+    from core.market_data import read_prices
+    from core.optimization.estimators import ReturnEstimator
+
+    prices = read_prices(shared_data / "etf_daily_adjclose.csv.gz")[REAL]
+    est = ReturnEstimator(
+        prices=prices, frequency="weekly", fund_map=engine.fund_map,
+        assumptions=MarketAssumptions.default(), risk_free_rate=0.04,
+    )  # fmt: skip
+    mu = est.estimate_expected_returns(REAL, method="exposure_model")
+    cov = est.estimate_covariance_matrix(REAL, method="exposure_model")
+    c = OptimizationConstraints(max_exposure_per_group={"equity": 1.0}, max_total_notional=1.5)
+    res = engine.optimize_mean_variance(REAL, mu, cov, c, ObjectiveType.MAX_SHARPE, 0.04)
+    assert res.success, res.message
+    assert res.exposures_by_group["equity"] <= 1.0 + 1e-6
+    assert res.total_notional <= 1.5 + 1e-6
+    # leverage is used: more notional than a plain-fund portfolio could have
+    assert res.total_notional > 1.0 + 1e-3
+
+
+# ------------------------------------------------------- errors and degenerate
+def test_min_above_max_is_named(engine, model):
+    mu, cov, rf = model
+    c = OptimizationConstraints(min_weight=0.5, max_weight=0.4)
+    with pytest.raises(InfeasibleError) as err:
+        engine.optimize_mean_variance(REAL, mu, cov, c)
+    assert any("min_weight" in x or "minimum" in x for x in err.value.conflicts)
+
+
+def test_unreachable_exposure_floor_is_named(engine, model):
+    mu, cov, rf = model
+    c = OptimizationConstraints(min_exposure_per_type={"GOLD": 1.5})
+    with pytest.raises(InfeasibleError, match=r"min_exposure\[GOLD\]"):
+        engine.optimize_mean_variance(REAL, mu, cov, c)
+
+
+def test_conflict_found_by_solver_names_the_rows(engine, model):
+    mu, cov, rf = model
+    # each is reachable alone; together they are not: equity >= 90% needs notional
+    c = OptimizationConstraints(
+        min_exposure_per_group={"equity": 0.9, "fixed_income": 0.9},
+        max_total_notional=1.2,
+    )
+    with pytest.raises(InfeasibleError) as err:
+        engine.optimize_mean_variance(REAL, mu, cov, c)
+    text = " ".join(err.value.conflicts)
+    assert "max_total_notional" in text
+
+
+def test_all_returns_below_risk_free_refused(engine, model):
+    _, cov, _ = model
+    mu = pd.Series(-0.01, index=REAL)
+    with pytest.raises(InfeasibleError, match="risk-free"):
+        engine.optimize_mean_variance(REAL, mu, cov, OptimizationConstraints(), "max_sharpe", 0.02)
+
+
+def test_nan_inputs_give_typed_errors(engine, model):
+    mu, cov, _ = model
+    bad = mu.copy()
+    bad["GLD"] = np.nan
+    with pytest.raises(DataError, match="GLD"):
+        engine.optimize_mean_variance(REAL, bad, cov)
+    with pytest.raises(ValidationError, match="ZZZ"):
+        engine.optimize_mean_variance([*REAL, "ZZZ"], mu, cov)
+
+
+def test_singular_covariance_is_repaired_and_reported(engine):
+    fmap, syms = plain_map(3)
+    v = np.array([0.2, 0.1, 0.15])
+    cov = np.outer(v, v)  # rank one: perfectly correlated
+    cov[0, 1] += 1e-3  # slightly asymmetric and indefinite
+    eng = OptimizationEngine(fund_map=fmap)
+    with pytest.warns(StackOptWarning):
+        res = eng.optimize_mean_variance(syms, [0.05, 0.04, 0.06], cov, None, "min_volatility")
+    assert res.success
+    assert any("symmetric" in r for r in res.repairs)
+
+
+# ----------------------------------------------------------------- frontier
+def test_frontier_is_monotone_lazy_and_leverage_helps(engine, model):
+    mu, cov, rf = model
+    c = OptimizationConstraints(max_exposure_per_group={"equity": 1.0}, max_total_notional=1.5)
+    gen = engine.efficient_frontier(REAL, mu, cov, c, n_points=20, risk_free_rate=rf)
+    first = next(gen)
+    gen.close()  # the caller can stop early
+    assert first.index == 0
+    pts = list(engine.frontier_with_and_without_leverage(REAL, mu, cov, c, 15, rf))
+    lev = [p for p in pts if p.label == "with leverage"]
+    plain = [p for p in pts if p.label == "without leverage"]
+    assert len(lev) == len(plain) == 15
+    rets = [p.expected_return for p in lev]
+    vols = [p.volatility for p in lev]
+    assert np.all(np.diff(rets) > -1e-10) and np.all(np.diff(vols) > -1e-10)
+    for p in plain:
+        assert all(engine.fund_map[s].notional_pct <= 100 or w < 1e-9 for s, w in p.weights.items())
+    # at the same volatility, stacked funds reach at least as much return
+    assert max(rets) >= max(p.expected_return for p in plain) - 1e-9
+    # each point is the min-variance portfolio for its return: check one against cvxpy
+    p = lev[7]
+    w = cp.Variable(len(REAL))
+    calc = ExposureCalculator(engine.fund_map, REAL)
+    eqrow = calc.exposure_by_group(np.eye(len(REAL))[0])  # noqa: F841 - shape check
+    E = calc.matrix
+    groups = [engine.fund_map.exposure_types[c].group.value for c in calc.exposure_types]
+    eq_rows = E[[i for i, g in enumerate(groups) if g == "equity"]].sum(axis=0)
+    prob = cp.Problem(
+        cp.Minimize(cp.quad_form(w, cp.psd_wrap(cov.to_numpy()))),
+        [cp.sum(w) == 1, w >= 0, eq_rows @ w <= 1.0, calc.notionals @ w <= 1.5,
+         mu.to_numpy() @ w >= p.expected_return - 1e-12],
+    )  # fmt: skip
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    assert p.volatility == pytest.approx(np.sqrt(prob.value), rel=1e-6)
+
+
+# ---------------------------------------------------------- exposure matching
+def test_exposure_matching_holds_60_40_at_150_notional_with_ntsx(engine):
+    syms = ["NTSX", "RSSB", "SPY", "IEF", "BIL"]
+    res = engine.optimize_exposures(syms, {"US_EQUITY": 0.9, "UST_10Y": 0.6})
+    assert res.success
+    assert res.weights["NTSX"] == pytest.approx(1.0, abs=1e-6)
+    assert res.details["exposure_tracking_error"] < 1e-6
+
+
+def test_exposure_matching_prefers_cheapest_among_exact_matches(engine):
+    # VOO and SPY both give 100% US equity; VOO is cheaper
+    res = engine.optimize_exposures(["SPY", "VOO", "IEF"], {"US_EQUITY": 1.0})
+    cheap = min(["SPY", "VOO"], key=lambda s: engine.fund_map[s].expense_ratio)
+    assert res.weights[cheap] == pytest.approx(1.0, abs=1e-6)
+
+
+# --------------------------------------------------------------- risk parity
+def test_equal_risk_contribution_by_fund(engine, model):
+    _, cov, _ = model
+    res = engine.optimize_risk_parity(REAL, cov, None, use_leverage=False)
+    rc = res.risk_contributions / res.risk_contributions.sum()
+    np.testing.assert_allclose(rc.to_numpy(), 1 / len(REAL), atol=1e-8)
+
+
+def test_constrained_risk_parity_respects_caps(engine, model):
+    _, cov, _ = model
+    c = OptimizationConstraints(max_weight=0.15)
+    res = engine.optimize_risk_parity(REAL, cov, c, use_leverage=False)
+    assert res.success
+    assert res.weights.max() <= 0.15 + 1e-6
+
+
+def test_hrp_matches_pypfopt(shared_data, engine):
+    pypfopt = pytest.importorskip("pypfopt")
+    prices = pd.read_csv(shared_data / "etf_daily_adjclose.csv.gz", index_col=0, parse_dates=True)
+    syms = ["SPY", "TLT", "GLD", "IEF", "EFA", "EEM", "DBC"]
+    rets = prices[syms].loc["2012":"2024"].dropna().pct_change().dropna()
+    ref = pd.Series(pypfopt.HRPOpt(rets).optimize(linkage_method="single"))
+    res = engine.optimize_risk_parity(syms, rets.cov(), None, use_leverage=False, method="hrp")
+    np.testing.assert_allclose(res.weights[syms], ref[syms], atol=1e-8)
+
+
+def test_risk_parity_by_exposure_levered_to_target(engine):
+    syms = ["SPY", "TLT", "GLD", "DBMF", "RSSB", "NTSX", "BIL"]
+    a = MarketAssumptions.default()
+    cov = a.fund_covariance(engine.fund_map, syms)
+    c = OptimizationConstraints(target_volatility=0.10, max_total_notional=2.0)
+    res = engine.optimize_risk_parity(syms, cov, c, by="exposure")
+    assert res.success
+    assert res.total_notional <= 2.0 + 1e-6
+    unlevered = engine.optimize_risk_parity(syms, cov, c, by="exposure", use_leverage=False)
+    assert res.expected_volatility > unlevered.expected_volatility
+    assert res.total_notional > 1.0 + 1e-3
+
+
+# ------------------------------------------------------------ black-litterman
+def test_view_on_exposure_moves_every_fund_carrying_it(engine):
+    syms = ["SPY", "RSSB", "GLD", "IEF"]
+    a = MarketAssumptions.default()
+    cov = a.fund_covariance(engine.fund_map, syms)
+    w = pd.Series(0.25, index=syms)
+    prior = engine.black_litterman_returns(syms, w, cov, [])
+    post = engine.black_litterman_returns(
+        syms, w, cov, [MarketView(["US_EQUITY"], "absolute", 0.15, 0.9)]
+    )
+    assert post["SPY"] > prior["SPY"] + 0.01
+    assert post["RSSB"] > prior["RSSB"] + 0.005
+    # gold is not equity, but correlated assets move a little: much less than SPY
+    assert abs(post["GLD"] - prior["GLD"]) < abs(post["SPY"] - prior["SPY"]) / 3
