@@ -41,6 +41,7 @@ from core.exposures import (
     FundDefinition,
     FundExposureMap,
 )
+from core.linalg import nearest_correlation as _nearest_correlation
 
 MONTHS_PER_YEAR = 12
 #: A JSON list of plain numbers spread over lines (strings never hold a raw newline).
@@ -131,44 +132,12 @@ def nearest_correlation(
     max_iter: int = 1000,
     tol: float = 1e-12,
 ) -> np.ndarray:
-    """Nearest correlation matrix in the Frobenius norm (Higham 2002, with Dykstra's correction).
+    """Nearest positive definite correlation matrix (Higham 2002; see :mod:`core.linalg`).
 
-    Alternates projections onto the positive semidefinite cone (eigenvalues floored at
-    ``min_eigenvalue``) and onto unit-diagonal symmetric matrices; a final floor-and-rescale
-    step guarantees the result is a valid, positive definite correlation matrix.
-
-    Parameters
-    ----------
-    matrix : ndarray, shape (K, K)
-        Symmetric matrix with unit diagonal (approximately a correlation matrix).
-
-    Returns
-    -------
-    ndarray, shape (K, K)
-        Symmetric, unit diagonal, smallest eigenvalue >= about ``min_eigenvalue``.
+    The eigenvalue floor defaults to :data:`REPAIR_EIGENVALUE_FLOOR` so that a repaired
+    assumption set stays strictly positive definite.
     """
-    a = np.asarray(matrix, dtype=float)
-    y = (a + a.T) / 2.0
-    correction = np.zeros_like(y)
-    for _ in range(max_iter):
-        r = y - correction
-        w, v = np.linalg.eigh(r)
-        x = (v * np.maximum(w, min_eigenvalue)) @ v.T
-        correction = x - r
-        y_next = (x + x.T) / 2.0
-        np.fill_diagonal(y_next, 1.0)
-        done = np.linalg.norm(y_next - y) <= tol * max(np.linalg.norm(y), 1.0)
-        y = y_next
-        if done:
-            break
-    w, v = np.linalg.eigh(y)
-    if w.min() < min_eigenvalue:
-        x = (v * np.maximum(w, min_eigenvalue)) @ v.T
-        d = 1.0 / np.sqrt(np.diag(x))
-        y = x * np.outer(d, d)
-    y = (y + y.T) / 2.0
-    np.fill_diagonal(y, 1.0)
-    return y
+    return _nearest_correlation(matrix, min_eigenvalue=min_eigenvalue, max_iter=max_iter, tol=tol)
 
 
 def _check_correlation(

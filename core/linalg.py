@@ -100,13 +100,18 @@ def _clip(a: FloatArray, floor: float) -> tuple[FloatArray, float]:
     return symmetrize(clipped), float(lam[0])
 
 
-def nearest_correlation(corr: ArrayLike, *, max_iter: int = 200, tol: float = 1e-10) -> FloatArray:
+def nearest_correlation(
+    corr: ArrayLike, *, min_eigenvalue: float = 0.0, max_iter: int = 200, tol: float = 1e-10
+) -> FloatArray:
     """Nearest correlation matrix in Frobenius norm (Higham 2002, alternating projections).
 
     Parameters
     ----------
     corr : array_like, shape (n, n)
         Symmetric matrix with unit diagonal (a possibly indefinite correlation matrix).
+    min_eigenvalue : float
+        Eigenvalue floor of the PSD projection; a small positive value makes the result
+        positive definite (about ``min_eigenvalue`` after the final rescale).
     max_iter : int
         Cap on the projections (each costs one eigendecomposition).
     tol : float
@@ -133,7 +138,7 @@ def nearest_correlation(corr: ArrayLike, *, max_iter: int = 200, tol: float = 1e
     correction = np.zeros_like(c)
     for _ in range(max_iter):
         r = y - correction
-        x, _ = _clip(r, 0.0)
+        x, _ = _clip(r, min_eigenvalue)
         correction = x - r
         y_new = x.copy()
         np.fill_diagonal(y_new, 1.0)
@@ -142,7 +147,7 @@ def nearest_correlation(corr: ArrayLike, *, max_iter: int = 200, tol: float = 1e
         if change < tol:
             break
     # Final clip-and-rescale: a congruence with a positive diagonal keeps PSD exactly.
-    x, _ = _clip(y, 0.0)
+    x, _ = _clip(y, min_eigenvalue)
     d = np.sqrt(np.clip(np.diag(x), np.finfo(float).tiny, None))
     x = x / np.outer(d, d)
     np.fill_diagonal(x, 1.0)

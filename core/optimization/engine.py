@@ -187,34 +187,32 @@ class OptimizationEngine:
                 violations.append(
                     f"total notional {notional:.4%} exceeds {constraints.max_total_notional:.4%}"
                 )
-        var = float(w @ cov @ w)
-        vol = float(np.sqrt(max(var, 0.0)))
-        exp_ret = float(mu @ w + rf * cash) if mu is not None else float("nan")
-        sharpe = (exp_ret - rf) / vol if (mu is not None and vol > 1e-12) else float("nan")
+        from core.analytics import PortfolioAnalytics
+
+        mu_eff = mu if mu is not None else np.zeros(n)
+        analytics = PortfolioAnalytics(
+            pd.Series(mu_eff, index=form.symbols),
+            pd.DataFrame(cov, index=form.symbols, columns=form.symbols),
+            self.fund_map,
+            risk_free_rate=rf,
+        )
+        vol = analytics.volatility(w)
+        exp_ret = analytics.expected_return(w, cash=cash) if mu is not None else float("nan")
+        sharpe = analytics.sharpe_ratio(w, cash=cash) if mu is not None else float("nan")
         calc = ExposureCalculator(self.fund_map, form.symbols)
         exposures = calc.portfolio_exposures(w)
-        if cash:
-            exposures["CASH_TBILL"] = exposures.get("CASH_TBILL", 0.0) + cash
         by_group = calc.exposure_by_group(w)
         if cash:
+            exposures["CASH_TBILL"] = exposures.get("CASH_TBILL", 0.0) + cash
             by_group["cash"] = by_group.get("cash", 0.0) + cash
-        rc = pd.Series(w * (cov @ w) / vol if vol > 0 else np.zeros(n), index=form.symbols)
-        sig = np.sqrt(np.clip(np.diag(cov), 0, None))
-        w_abs = np.abs(w)
-        gross = w_abs.sum()
-        eff = float(gross**2 / np.sum(w**2)) if gross > 0 else float("nan")
-        herf = float(np.sum((w_abs / gross) ** 2)) if gross > 0 else float("nan")
-        div = float(w_abs @ sig / vol) if vol > 0 else float("nan")
+        has_weight = bool(np.abs(w).sum() > 0)
         exp_rc = pd.Series(dtype=float)
         codes = calc.exposure_types
         cov_x = self._exposure_covariance(codes) if codes else None
-        if cov_x is not None and vol > 0:
-            x = calc.matrix @ w
-            model_var = float(x @ cov_x @ x)
-            contrib = x * (cov_x @ x) / vol
-            exp_rc = pd.Series(contrib, index=codes)
-            # whatever the exposure model does not explain (idiosyncratic, estimation)
-            exp_rc["residual"] = (var - model_var) / vol
+        if cov_x is not None:
+            exp_rc = analytics.exposure_risk_contributions(
+                w, pd.DataFrame(cov_x, index=codes, columns=codes)
+            )
         ok = raw.status == "optimal" and not violations
         if violations:
             message = (
@@ -236,11 +234,11 @@ class OptimizationEngine:
             risk_free_rate=rf,
             exposures=exposures,
             exposures_by_group=by_group,
-            total_notional=float(w_abs @ form.notionals),
-            effective_assets=eff,
-            concentration_ratio=herf,
-            diversification_ratio=div,
-            risk_contributions=rc,
+            total_notional=float(np.abs(w) @ form.notionals),
+            effective_assets=analytics.effective_number_of_assets(w) if has_weight else np.nan,
+            concentration_ratio=analytics.concentration_ratio(w) if has_weight else np.nan,
+            diversification_ratio=analytics.diversification_ratio(w),
+            risk_contributions=analytics.risk_contributions(w),
             exposure_risk_contributions=exp_rc,
             solver=raw.solver,
             status=raw.status,
