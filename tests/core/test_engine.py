@@ -367,3 +367,25 @@ def test_view_on_exposure_moves_every_fund_carrying_it(engine):
     assert post["RSSB"] > prior["RSSB"] + 0.005
     # gold is not equity, but correlated assets move a little: much less than SPY
     assert abs(post["GLD"] - prior["GLD"]) < abs(post["SPY"] - prior["SPY"]) / 3
+
+
+def test_result_to_trades_reaches_target_on_sample_workspace(engine):
+    from core.workspace import Workspace
+
+    ws = Workspace.sample()
+    portfolio = ws.priced_portfolio()
+    syms = portfolio.symbols
+    a = MarketAssumptions.default()
+    mu = a.fund_expected_returns(ws.fund_map, syms) + a.cash_rate
+    cov = a.fund_covariance(ws.fund_map, syms)
+    eng = OptimizationEngine(fund_map=ws.fund_map)
+    res = eng.optimize_mean_variance(syms, mu, cov, ws.constraints, "max_sharpe", a.cash_rate)
+    assert res.success, res.message
+    plan = res.to_trades(portfolio, ws.prices)
+    assert plan.trades, "a max-Sharpe target differs from the sample holdings"
+    sells = [t.side for t in plan.trades]
+    assert sells == sorted(sells, reverse=True)  # SELL before BUY
+    assert plan.cash_after >= -1e-9
+    assert all(float(t.quantity).is_integer() for t in plan.trades)
+    drift = (plan.weights_after.reindex(syms).fillna(0) - res.weights).abs().max()
+    assert drift < 0.01  # whole shares of a ~$250k account land within 1% of target
