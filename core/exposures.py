@@ -16,9 +16,10 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ MAX_NOTIONAL_PCT = 1000.0
 WARN_NOTIONAL_PCT = 400.0
 
 
-class AssetGroup(str, Enum):
+class AssetGroup(StrEnum):
     """Asset-class group of an exposure type; constraints can name a group."""
 
     EQUITY = "equity"
@@ -129,15 +130,24 @@ BUILTIN_EXPOSURE_TYPES: dict[str, ExposureType] = {
         _builtin("GOLD", "Gold", AssetGroup.REAL_ASSETS, "GLD"),
         _builtin("COMMODITIES", "Broad commodities", AssetGroup.REAL_ASSETS, "DBC"),
         _builtin(
-            "MANAGED_FUT", "Managed futures (trend)", AssetGroup.ALTERNATIVES, "DBMF",
+            "MANAGED_FUT",
+            "Managed futures (trend)",
+            AssetGroup.ALTERNATIVES,
+            "DBMF",
             "Trend-following futures; long histories are gross of fees",
         ),
         _builtin(
-            "CARRY", "Multi-asset carry", AssetGroup.ALTERNATIVES, "",
+            "CARRY",
+            "Multi-asset carry",
+            AssetGroup.ALTERNATIVES,
+            "",
             "Futures yield/carry strategy; no good public proxy",
         ),
         _builtin(
-            "MERGER_ARB", "Merger arbitrage", AssetGroup.ALTERNATIVES, "MNA",
+            "MERGER_ARB",
+            "Merger arbitrage",
+            AssetGroup.ALTERNATIVES,
+            "MNA",
             "Long targets / short acquirers; proxy is loose",
         ),
     ]
@@ -212,11 +222,23 @@ class FundDefinition:
         return replace(fund, **changes) if changes else fund
 
 
+#: A number grouped by thousands: 1,000 or -12,345.5.
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+
+
 def _as_number(value: Any, what: str, field_name: str) -> float:
     if isinstance(value, bool):
         raise ValidationError(f"{what} must be a number, got {value!r}", field=field_name)
     if isinstance(value, str):
-        text = value.strip().replace("%", "").replace(",", "")
+        text = value.strip().replace("%", "")
+        if "," in text:
+            # Only a thousands separator may go: stripping every ',' read "60,5" as 605.
+            if not _THOUSANDS.fullmatch(text):
+                raise ValidationError(
+                    f"{what} must be a number with '.' as the decimal separator, got {value!r}",
+                    field=field_name,
+                )
+            text = text.replace(",", "")
         try:
             number = float(text)
         except ValueError:
@@ -226,7 +248,7 @@ def _as_number(value: Any, what: str, field_name: str) -> float:
     else:
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a huge JSON int
             raise ValidationError(
                 f"{what} must be a number, got {value!r}", field=field_name
             ) from None
@@ -344,7 +366,10 @@ class FundExposureMap:
                 problems.append(str(exc))
                 first_field = first_field or exc.field
         costs = {}
-        for attr, label in (("expense_ratio", "expense ratio"), ("financing_spread", "financing spread")):
+        for attr, label in (
+            ("expense_ratio", "expense ratio"),
+            ("financing_spread", "financing spread"),
+        ):
             try:
                 costs[attr] = _as_number(getattr(fund, attr), f"{symbol}: {label}", attr)
             except ValidationError as exc:
@@ -412,7 +437,9 @@ class FundExposureMap:
         types_raw = data.get("exposure_types", [])
         funds_raw = data.get("funds")
         if not isinstance(types_raw, list):
-            raise ValidationError(f"{source}: 'exposure_types' must be a list", field="exposure_types")
+            raise ValidationError(
+                f"{source}: 'exposure_types' must be a list", field="exposure_types"
+            )
         if not isinstance(funds_raw, list):
             raise ValidationError(f"{source}: 'funds' must be a list of funds", field="funds")
         result = cls(exposure_types=[ExposureType.from_dict(t) for t in types_raw])
@@ -454,6 +481,18 @@ class FundExposureMap:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            raise DataError("file not found", path=str(path)) from None
+        except IsADirectoryError:
+            raise DataError("this is a folder, not a file", path=str(path)) from None
+        except OSError as exc:
+            raise DataError(
+                f"cannot read the file ({exc.strerror or exc})", path=str(path)
+            ) from exc
+        except RecursionError:
+            raise DataError(
+                "not a fund map: the JSON is nested too deeply", path=str(path)
+            ) from None
         except UnicodeDecodeError as exc:
             raise DataError(f"not a UTF-8 text file: {exc.reason}", path=str(path)) from exc
         except json.JSONDecodeError as exc:
@@ -476,36 +515,42 @@ class FundExposureMap:
     # source, then one column per exposure type code (percent of NAV).
     CSV_FIXED = ("symbol", "name", "expense_ratio", "financing_spread", "source")
 
-    def to_csv(self) -> str:
+    CSV_TEXT = ("notes", "inception")
+
+    def to_csv(self, *, neutralise: bool = False) -> str:
+        """The map as CSV text: fund fields, then one column per exposure type (percent).
+
+        ``neutralise`` guards free-text cells against spreadsheet formula injection
+        (done by :meth:`save_csv`; :meth:`from_csv_text` undoes it on read).
+        """
+        from core.fileio import neutralise_cell
+
+        def text(value: str) -> object:
+            return neutralise_cell(value) if neutralise else value
+
         codes = self.used_exposure_types()
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([*self.CSV_FIXED, *codes])
+        writer.writerow([*self.CSV_FIXED, *self.CSV_TEXT, *codes])
         for f in self.funds.values():
             writer.writerow(
                 [
-                    f.symbol,
-                    f.name,
+                    text(f.symbol),
+                    text(f.name),
                     f"{f.expense_ratio:g}",
                     f"{f.financing_spread:g}",
-                    f.source,
+                    text(f.source),
+                    text(f.notes),
+                    f.inception or "",
                     *[f"{f.exposures[c]:g}" if c in f.exposures else "" for c in codes],
                 ]
             )
         return buf.getvalue()
 
     def save_csv(self, path: str | os.PathLike[str]) -> None:
-        from core.fileio import atomic_write_text, neutralise_cell
+        from core.fileio import atomic_write_text
 
-        # Names and sources are free text a spreadsheet may open: neutralise formulas.
-        rows = list(csv.reader(io.StringIO(self.to_csv())))
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(rows[0])
-        for row in rows[1:]:
-            writer.writerow([neutralise_cell(row[0]), neutralise_cell(row[1]), *row[2:4],
-                             neutralise_cell(row[4]), *row[5:]])
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, self.to_csv(neutralise=True))
 
     @classmethod
     def from_csv_text(
@@ -516,8 +561,16 @@ class FundExposureMap:
         ``base`` supplies custom exposure types already defined (columns naming a
         type that exists nowhere are reported).
         """
+        from core.fileio import restore_cell
+
         text = text.lstrip("\ufeff")
-        reader = csv.reader(io.StringIO(text))
+        parser = csv.reader(io.StringIO(text))
+        try:
+            reader = iter(list(parser))
+        except csv.Error as exc:  # e.g. a quoted cell longer than the csv field limit
+            raise DataError(
+                f"the CSV layout is broken: {exc}", path=source, row=max(parser.line_num, 1)
+            ) from None
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
@@ -544,20 +597,38 @@ class FundExposureMap:
                     row=1,
                     column=h,
                 )
+            if any(code == known for _, known in exposure_cols):
+                raise DataError(
+                    f"exposure type {code} has two columns; keep one", path=source, row=1, column=h
+                )
             exposure_cols.append((i, code))
-        col = {name: lower.index(name) for name in lower if name in cls.CSV_FIXED + ("notes", "inception")}
+        col = {
+            name: lower.index(name)
+            for name in lower
+            if name in cls.CSV_FIXED + ("notes", "inception")
+        }
         seen: set[str] = set()
         for rownum, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
+            if any(c.strip() for c in row[len(header) :]):
+                # Usually an unquoted decimal comma ("60,5") that split a cell in two.
+                raise DataError(
+                    f"row has {len(row)} cells but the header names {len(header)} columns; "
+                    "quote cells that contain commas and use '.' as the decimal separator",
+                    path=source,
+                    row=rownum,
+                )
             row = row + [""] * (len(header) - len(row))
 
             def cell(name: str, row: list[str] = row) -> str:
-                return row[col[name]].strip() if name in col else ""
+                return restore_cell(row[col[name]].strip()) if name in col else ""
 
             symbol = cell("symbol").upper()
             if symbol in seen:
-                raise DataError(f"duplicate symbol {symbol}", path=source, row=rownum, column="symbol")
+                raise DataError(
+                    f"duplicate symbol {symbol}", path=source, row=rownum, column="symbol"
+                )
             seen.add(symbol)
             exposures: dict[str, float] = {}
             for i, code in exposure_cols:
@@ -605,7 +676,9 @@ class FundExposureMap:
         """The built-in fund map shipped in ``resources/``."""
         from core.resources import resource_text
 
-        return cls.from_dict(json.loads(resource_text("default_fund_map.json")), source="built-in fund map")
+        return cls.from_dict(
+            json.loads(resource_text("default_fund_map.json")), source="built-in fund map"
+        )
 
 
 class ExposureCalculator:
@@ -648,7 +721,9 @@ class ExposureCalculator:
         )
         unknown = [c for c in self.exposure_types if c not in fund_map.exposure_types]
         if unknown:
-            raise ValidationError(f"Unknown exposure types: {', '.join(unknown)}", field="exposure_types")
+            raise ValidationError(
+                f"Unknown exposure types: {', '.join(unknown)}", field="exposure_types"
+            )
         funds = [fund_map[s] for s in self.symbols]
         self.matrix = np.array(
             [[f.exposures.get(code, 0.0) / 100.0 for f in funds] for code in self.exposure_types],

@@ -83,3 +83,10 @@ def neutralise_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
         return "'" + value
     return value
+
+
+def restore_cell(value: str) -> str:
+    """Undo :func:`neutralise_cell` on read: drop the apostrophe it put before a formula."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+        return value[1:]
+    return value

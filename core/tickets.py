@@ -52,7 +52,13 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError, ValidationError
-from core.fileio import atomic_write_bytes, atomic_write_text, decode_bytes, neutralise_cell
+from core.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    decode_bytes,
+    neutralise_cell,
+    restore_cell,
+)
 from core.optimization.trades import SIDES, Trade, TradePlan
 
 #: Order types a ticket carries (IBKR/TWS codes).
@@ -317,11 +323,7 @@ def _text(value: str) -> str:
     return out
 
 
-def _untext(value: str) -> str:
-    """Undo :func:`neutralise_cell`: drop the apostrophe it put before a formula start."""
-    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
-        return value[1:]
-    return value
+_untext = restore_cell
 
 
 def _num(value: float) -> str:

@@ -150,6 +150,13 @@ SETTINGS_RULES: dict[str, tuple[str, Callable[[Any], bool] | None, str]] = {
     "min_trade_value": ("number", lambda v: v >= 0, "0 or more, in the portfolio currency"),
     "rebalance_band": ("number", lambda v: 0 <= v < 1, "a fraction from 0 to 1 (0.02 for 2%)"),
     "ticket_format": ("text", lambda v: bool(v.strip()), "a ticket format name"),
+    "bl_risk_aversion": ("number", lambda v: 0 < v <= 20, "a number above 0, typically 2.5"),
+    "bl_market_weights": (
+        "text",
+        lambda v: v in ("holdings", "equal"),
+        "'holdings' or 'equal'",
+    ),
+    "bl_tau": ("number", lambda v: 0 < v <= 1, "a number from 0 to 1, typically 0.05"),
 }
 
 
@@ -243,6 +250,13 @@ def check_settings(settings: Any) -> dict[str, Any]:
 def validate_constraints(c: OptimizationConstraints, fund_map: FundExposureMap) -> None:
     """Checks across fields and against the fund map that a single field cannot make.
 
+    Contradictions between bounds (a minimum above its maximum, a floor above its cap)
+    are NOT refused here: a workspace may hold them while the user is editing (the
+    Constraints tab flags them as typed, and the optimizer refuses them with an
+    :class:`~core.errors.InfeasibleError` naming them), and saving must never lose what
+    the user typed. What is refused is what no edit can mean: percent typed into a
+    fraction field, unknown exposure types, groups and funds.
+
     Raises :class:`ValidationError` whose ``field`` names the constraint field
     (``max_exposure_per_type.GOLDX``, ``min_weight``).
     """
@@ -257,14 +271,9 @@ def validate_constraints(c: OptimizationConstraints, fund_map: FundExposureMap) 
             raise bad(f"{name} = {value:g} looks like percent; enter 0.40 for 40%", name)
     if c.max_weight <= 0:
         raise bad(f"max_weight must be above 0, got {c.max_weight:g}", "max_weight")
-    if c.min_weight > c.max_weight:
-        raise bad(f"min_weight {c.min_weight:g} is above max_weight {c.max_weight:g}", "min_weight")
-    if not 0 <= c.min_cash <= c.max_cash <= 1:
-        raise bad(
-            f"cash bounds must satisfy 0 <= min_cash <= max_cash <= 1, got "
-            f"{c.min_cash:g} and {c.max_cash:g}",
-            "min_cash" if c.min_cash < 0 or c.min_cash > c.max_cash else "max_cash",
-        )
+    for name in ("min_cash", "max_cash"):
+        if not 0 <= getattr(c, name) <= 1:
+            raise bad(f"{name} must be a fraction from 0 to 1, got {getattr(c, name):g}", name)
     if c.max_total_notional is not None and not 0 < c.max_total_notional <= 20:
         raise bad(
             f"max_total_notional {c.max_total_notional:g} must be above 0 and a fraction "
@@ -293,10 +302,6 @@ def validate_constraints(c: OptimizationConstraints, fund_map: FundExposureMap) 
                     f"{', '.join(fund_map.exposure_types)}",
                     f"{name}.{code}",
                 )
-    for code, lo in c.min_exposure_per_type.items():
-        hi = c.max_exposure_per_type.get(code)
-        if hi is not None and lo > hi:
-            raise bad(f"{code}: floor {lo:g} is above cap {hi:g}", f"min_exposure_per_type.{code}")
     groups = {g.value for g in AssetGroup}
     for name in ("max_exposure_per_group", "min_exposure_per_group"):
         for grp in getattr(c, name):
@@ -305,18 +310,9 @@ def validate_constraints(c: OptimizationConstraints, fund_map: FundExposureMap) 
                     f"unknown asset group {grp!r}; use one of {', '.join(sorted(groups))}",
                     f"{name}.{grp}",
                 )
-    for grp, lo in c.min_exposure_per_group.items():
-        hi = c.max_exposure_per_group.get(grp)
-        if hi is not None and lo > hi:
-            raise bad(f"{grp}: floor {lo:g} is above cap {hi:g}", f"min_exposure_per_group.{grp}")
-    for symbol, (lo, hi) in c.fund_bounds.items():
+    for symbol in c.fund_bounds:
         if symbol not in fund_map:
             raise bad(f"{symbol} is not in the fund map", f"fund_bounds.{symbol}")
-        if lo is not None and hi is not None and lo > hi:
-            raise bad(f"{symbol}: min {lo:g} is above max {hi:g}", f"fund_bounds.{symbol}")
-    for sector, (lo, hi) in c.sector_limits.items():
-        if lo is not None and hi is not None and lo > hi:
-            raise bad(f"{sector}: min {lo:g} is above max {hi:g}", f"sector_limits.{sector}")
     for symbol in c.sector_mapper:
         if symbol not in fund_map:
             raise bad(f"{symbol} is not in the fund map", f"sector_mapper.{symbol}")

@@ -405,7 +405,7 @@ CORRUPTIONS = [
     (_set("fund_map.exposure_types", [{"code": "BAD CODE"}]), "fund_map.exposure_types[0].code"),
     (_set("constraints.max_weight", "forty"), "constraints.max_weight"),
     (_set("constraints.max_weight", 40), "constraints.max_weight"),
-    (_set("constraints.min_weight", 0.5), "constraints.min_weight"),
+    (_set("constraints.min_weight", 50), "constraints.min_weight"),
     (_set("constraints.long_only", "yes"), "constraints.long_only"),
     (_set("constraints.max_total_notional", -1), "constraints.max_total_notional"),
     (
@@ -514,3 +514,18 @@ def test_autosave_paths_are_distinct_per_file(tmp_path):
     assert autosave_path(str(tmp_path / "a" / "p.stackopt.json"), tmp_path) == a
     assert autosave_path("../weird name?*", tmp_path).name.endswith(AUTOSAVE_SUFFIX)
     assert "/" not in autosave_path("My: Portfolio", tmp_path).name
+
+
+def test_contradictory_constraints_are_kept_not_lost(tmp_path):
+    """A user mid-edit may have min above max: saving keeps it; the optimizer refuses it."""
+    from core.errors import InfeasibleError
+    from core.optimization.constraints import linear_form
+
+    ws = Workspace.sample()
+    ws.constraints = ws.constraints.copy(min_weight=0.5, max_weight=0.4)
+    path = tmp_path / "mid_edit.json"
+    ws.save(path)
+    back = Workspace.load(path)
+    assert back.constraints.min_weight == 0.5 and back.constraints.max_weight == 0.4
+    with pytest.raises(InfeasibleError, match="min_weight"):
+        linear_form(back.portfolio.symbols, back.constraints, back.fund_map)
