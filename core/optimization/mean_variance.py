@@ -7,6 +7,8 @@ turns it into an :class:`~core.optimization.results.OptimizationResult`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.optimize import linprog
 
@@ -131,6 +133,46 @@ def min_volatility(
     return solve_quadratic(form, cov_v, np.zeros(form.n_vars), constraints, warm_start=warm_start)
 
 
+def homogenised_rows(form: LinearForm, what: str) -> dict[str, Any]:
+    """Constraint rows of the homogenised problem over ``u = [y (n_vars), kappa]``.
+
+    Every row of the form gets its right-hand side multiplied by ``kappa``; bounds other
+    than 0 and +inf become rows ``y_i - ub_i kappa <= 0``. The LAST equality row is the
+    normalisation ``c'y = 1``: it is returned as zeros for the caller to fill with ``c``
+    (expected excess returns for max Sharpe, volatilities for max diversification), so
+    that a backtest can keep the rows and change only ``c`` and the covariance.
+    """
+    nv = form.n_vars
+    A_eq = np.vstack([np.hstack([form.A_eq, -form.b_eq[:, None]]), np.zeros((1, nv + 1))])
+    b_eq = np.append(np.zeros(form.A_eq.shape[0]), 1.0)
+    rows = [np.hstack([form.A_ub, -form.b_ub[:, None]])] if form.A_ub.shape[0] else []
+    names = list(form.ub_names)
+    var_names = [*form.symbols, "cash"] if form.has_cash else list(form.symbols)
+    lb = np.zeros(nv + 1)
+    ub = np.full(nv + 1, np.inf)
+    for i in range(nv):
+        if form.lb[i] != 0.0:
+            lb[i] = -np.inf
+            if np.isfinite(form.lb[i]):
+                r = np.zeros(nv + 1)
+                r[i], r[nv] = -1.0, form.lb[i]
+                rows.append(r[None, :])
+                names.append(f"minimum weight of {var_names[i]}")
+        if np.isfinite(form.ub[i]):
+            if form.ub[i] == 0.0:
+                ub[i] = 0.0
+            else:
+                r = np.zeros(nv + 1)
+                r[i], r[nv] = 1.0, -form.ub[i]
+                rows.append(r[None, :])
+                names.append(f"maximum weight of {var_names[i]}")
+    A_ub = np.vstack(rows) if rows else np.zeros((0, nv + 1))
+    return {
+        "A_eq": A_eq, "b_eq": b_eq, "A_ub": A_ub, "b_ub": np.zeros(A_ub.shape[0]),
+        "lb": lb, "ub": ub, "row_names": [*form.eq_names, f"{what} normalisation", *names],
+    }  # fmt: skip
+
+
 def homogenised(
     form: LinearForm,
     c: np.ndarray,
@@ -156,40 +198,11 @@ def homogenised(
     if not needs_general_path(form, constraints):
         from core.optimization.qp import QPProblem, solve_qp
 
-        # variables u = [y (nv), kappa]
+        rows = homogenised_rows(form, what)
+        rows["A_eq"][-1, :nv] = c
         P = np.zeros((nv + 1, nv + 1))
         P[:nv, :nv] = cov_v
-        A_eq = np.vstack([np.hstack([form.A_eq, -form.b_eq[:, None]]), np.append(c, 0.0)[None, :]])
-        b_eq = np.append(np.zeros(form.A_eq.shape[0]), 1.0)
-        rows = [np.hstack([form.A_ub, -form.b_ub[:, None]])] if form.A_ub.shape[0] else []
-        names = list(form.ub_names)
-        lb = np.zeros(nv + 1)
-        ub = np.full(nv + 1, np.inf)
-        for i in range(nv):
-            if form.lb[i] == 0.0:
-                lb[i] = 0.0
-            else:
-                lb[i] = -np.inf
-                if np.isfinite(form.lb[i]):
-                    r = np.zeros(nv + 1)
-                    r[i], r[nv] = -1.0, form.lb[i]
-                    rows.append(r[None, :])
-                    names.append(f"min weight of variable {i}")
-            if np.isfinite(form.ub[i]):
-                if form.ub[i] == 0.0:
-                    ub[i] = 0.0
-                else:
-                    r = np.zeros(nv + 1)
-                    r[i], r[nv] = 1.0, -form.ub[i]
-                    rows.append(r[None, :])
-                    names.append(f"max weight of variable {i}")
-        A_ub = np.vstack(rows) if rows else np.zeros((0, nv + 1))
-        prob = QPProblem(
-            P=P, q=np.zeros(nv + 1), A_eq=A_eq, b_eq=b_eq, A_ub=A_ub,
-            b_ub=np.zeros(A_ub.shape[0]), lb=lb, ub=ub,
-            row_names=[*form.eq_names, f"{what} normalisation", *names],
-        )  # fmt: skip
-        sol = solve_qp(prob)
+        sol = solve_qp(QPProblem(P=P, q=np.zeros(nv + 1), **rows))
         kappa = sol.x[nv]
         raw = _from_qp(sol)
         raw.v = sol.x[:nv] / kappa
