@@ -1,0 +1,57 @@
+"""Launch StackOpt: ``python -m desktop [workspace.json]`` or the ``stackopt`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="stackopt", description="Leverage-aware portfolio optimization"
+    )
+    parser.add_argument("workspace", nargs="?", help="workspace file to open (default: sample)")
+    parser.add_argument(
+        "--quit-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="close the window after this many seconds (smoke tests, start-up timing)",
+    )
+    parser.add_argument(
+        "--no-recovery",
+        action="store_true",
+        help="do not offer autosaved work from a session that did not close normally",
+    )
+    # Qt's own options (-platform ...) pass through untouched
+    args, _ = parser.parse_known_args(list(argv))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Create the application and the main window; return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.dialogs import install_exception_hooks
+    from desktop.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app.setApplicationName("StackOpt")
+    app.setOrganizationName("StackOpt")
+    # Unexpected errors anywhere (slots, worker threads) become a dialog, not a dead app.
+    install_exception_hooks()
+
+    window = MainWindow(args.workspace, offer_recovery=not args.no_recovery)
+    window.show()
+    if args.quit_after is not None:
+        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

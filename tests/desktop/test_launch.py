@@ -1,0 +1,97 @@
+"""The app starts on the sample workspace, shows its holdings, and exits cleanly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    # Settings and the autosave folder of the child process stay inside tmp_path.
+    return dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
+
+
+def test_python_m_desktop_starts_and_exits_cleanly(tmp_path):
+    env = _env(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "desktop", "--quit-after", "1.0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_main_window_shows_sample_holdings(qtbot):
+    from desktop.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    model = window.holdings_model
+    sample = Workspace.sample()
+    symbols = [model.index(r, 0).data() for r in range(model.rowCount())]
+    assert symbols[:-1] == sample.portfolio.symbols
+    assert symbols[-1] == "CASH"
+    total = sample.priced_portfolio().total_value
+    assert f"${total:,.0f}" in window.status_value.text()
+    weights = [model.index(r, 5).data(256) for r in range(model.rowCount())]
+    assert sum(weights) == pytest.approx(1.0)
+
+
+def test_window_opens_file_given_on_command_line(qtbot, tmp_path):
+    from desktop.main_window import MainWindow
+
+    ws = Workspace.sample()
+    ws.name = "Opened from the command line"
+    path = tmp_path / "mine.json"
+    ws.save(path)
+    window = MainWindow(str(path))
+    qtbot.addWidget(window)
+    assert window.session.path == path
+    assert "Opened from the command line" in window.status_name.text()
+
+
+def test_python_m_desktop_opens_a_workspace_given_as_argument(tmp_path):
+    ws = Workspace.sample()
+    ws.name = "Launched with a file"
+    path = tmp_path / "given.stackopt.json"
+    ws.save(path)
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "import desktop.__main__ as m\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "def report():\n"
+        "    w = [w for w in QApplication.topLevelWidgets() if w.objectName() == 'main'][0]\n"
+        "    print('TITLE', w.windowTitle(), flush=True)\n"
+        "QTimer.singleShot(500, report)\n"
+        "sys.exit(m.main([sys.argv[1], '--quit-after', '1.0']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "TITLE Launched with a file" in proc.stdout
+    assert "Traceback" not in proc.stderr
