@@ -21,7 +21,6 @@ assets are asynchronous with US closes and would understate a good fit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -30,95 +29,10 @@ import pandas as pd
 
 from core.errors import DataError
 from core.exposures import FundExposureMap
-from core.market_data import splice_history, synthesize_fund_returns
+from core.fund_fit import SyntheticFit, compare_synthetic
+from core.market_data import annualization_factor, splice_history, synthesize_fund_returns
 
 __all__ = ["SyntheticFit", "SyntheticHistory", "build_synthetic_history", "compare_synthetic"]
-
-#: Fewest overlapping periods for a fit to be reported with numbers (else NaN, said so).
-MIN_FIT_PERIODS = 12
-
-
-@dataclass(frozen=True)
-class SyntheticFit:
-    """How well a fund's exposure-synthesised returns track its real returns.
-
-    Measured over the overlap (periods where the fund has real returns and every exposure
-    it carries has a return), with NO refitting: the synthetic series is used as it is,
-    exactly as the backtest uses it before inception.
-
-    Attributes
-    ----------
-    symbol : str
-    frequency : str
-        Frequency the statistics are measured at ('monthly' or 'weekly').
-    n_obs : int
-        Overlapping periods.
-    start, end : Timestamp or None
-        First and last overlapping period.
-    r_squared : float
-        ``1 - sum (real - synthetic)^2 / sum (real - mean real)^2``: the share of the
-        real return's variance the synthetic series explains as a prediction (can be
-        negative for a bad map; NaN when fewer than :data:`MIN_FIT_PERIODS` periods).
-    correlation : float
-        Correlation of real and synthetic returns.
-    tracking_error_annual : float
-        Standard deviation of ``real - synthetic``, annualised (fraction per year).
-    mean_difference_annual : float
-        Mean of ``real - synthetic`` times periods per year: what the fund earned beyond
-        (positive) or below (negative) its map net of the modelled costs.
-    first_price : Timestamp or None
-        The fund's first price date in the data (None: no prices at all).
-    first_real_return : Timestamp or None
-        First period with a real return: the switch from synthetic to real.
-    """
-
-    symbol: str
-    frequency: str
-    n_obs: int
-    start: pd.Timestamp | None
-    end: pd.Timestamp | None
-    r_squared: float
-    correlation: float
-    tracking_error_annual: float
-    mean_difference_annual: float
-    first_price: pd.Timestamp | None
-    first_real_return: pd.Timestamp | None
-
-    @property
-    def has_overlap(self) -> bool:
-        return self.n_obs >= MIN_FIT_PERIODS
-
-    def describe(self) -> str:
-        if not self.has_overlap:
-            return (
-                f"{self.symbol}: no usable overlap of real and synthetic returns "
-                f"({self.n_obs} {self.frequency} periods); the synthetic part is unverified"
-            )
-        return (
-            f"{self.symbol}: synthetic vs real over {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} "
-            f"({self.n_obs} {self.frequency} periods): R^2 {self.r_squared:.3f}, "
-            f"correlation {self.correlation:.3f}, tracking error "
-            f"{self.tracking_error_annual:.2%}/yr, real minus synthetic "
-            f"{self.mean_difference_annual:+.2%}/yr"
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        def day(ts: pd.Timestamp | None) -> str | None:
-            return None if ts is None else f"{ts:%Y-%m-%d}"
-
-        return {
-            "symbol": self.symbol,
-            "frequency": self.frequency,
-            "n_obs": self.n_obs,
-            "start": day(self.start),
-            "end": day(self.end),
-            "r_squared": self.r_squared,
-            "correlation": self.correlation,
-            "tracking_error_annual": self.tracking_error_annual,
-            "mean_difference_annual": self.mean_difference_annual,
-            "first_price": day(self.first_price),
-            "first_real_return": day(self.first_real_return),
-        }
 
 
 @dataclass
@@ -166,63 +80,6 @@ def _frequency_of(index: pd.DatetimeIndex) -> str:
     return "daily"
 
 
-_PPY = {"daily": 252, "weekly": 52, "monthly": 12}
-
-
-def compare_synthetic(
-    real: pd.Series,
-    synthetic: pd.Series,
-    frequency: str,
-    *,
-    symbol: str = "",
-    first_price: pd.Timestamp | None = None,
-) -> SyntheticFit:
-    """Statistics of ``real`` against ``synthetic`` over their overlap (see :class:`SyntheticFit`).
-
-    Parameters
-    ----------
-    real, synthetic : Series, shape (periods,)
-        Simple returns at ``frequency``, NaN where missing.
-    frequency : {'daily', 'weekly', 'monthly'}
-        Daily series are compounded to weeks (Friday) over the days both exist.
-    """
-    symbol = symbol or str(real.name or "fund")
-    first_real = real.first_valid_index()
-    both = pd.concat([real.rename("real"), synthetic.rename("synth")], axis=1).dropna()
-    freq = frequency
-    if frequency == "daily" and not both.empty:
-        both = np.log1p(both).resample("W-FRI").sum(min_count=1).dropna()
-        both = np.expm1(both)
-        freq = "weekly"
-    ppy = _PPY[freq]
-    n = len(both)
-    nan = float("nan")
-    if n < MIN_FIT_PERIODS:
-        r2 = corr = te = md = nan
-    else:
-        x = both["real"].to_numpy()
-        s = both["synth"].to_numpy()
-        diff = x - s
-        sst = float(((x - x.mean()) ** 2).sum())
-        r2 = 1.0 - float(diff @ diff) / sst if sst > 0 else nan
-        corr = float(np.corrcoef(x, s)[0, 1]) if x.std() > 0 and s.std() > 0 else nan
-        te = float(diff.std(ddof=1) * math.sqrt(ppy))
-        md = float(diff.mean() * ppy)
-    return SyntheticFit(
-        symbol=symbol,
-        frequency=freq,
-        n_obs=n,
-        start=pd.Timestamp(both.index[0]) if n else None,
-        end=pd.Timestamp(both.index[-1]) if n else None,
-        r_squared=r2,
-        correlation=corr,
-        tracking_error_annual=te,
-        mean_difference_annual=md,
-        first_price=first_price,
-        first_real_return=None if first_real is None else pd.Timestamp(first_real),
-    )
-
-
 def build_synthetic_history(
     real_returns: pd.DataFrame,
     fund_map: FundExposureMap,
@@ -268,7 +125,7 @@ def build_synthetic_history(
         A fund has neither real returns nor every exposure series it needs.
     """
     freq = _frequency_of(pd.DatetimeIndex(exposure_returns.index))
-    ppy = _PPY[freq]
+    ppy = annualization_factor(freq)
     syms = (
         [s for s in real_returns.columns if s in fund_map]
         if symbols is None
