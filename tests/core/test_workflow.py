@@ -31,10 +31,9 @@ def test_every_choice_runs_and_respects_the_workspace_constraints(setup, choice)
     assert res.success, res.message
     assert res.weights.sum() + res.cash_weight == pytest.approx(1.0, abs=1e-6)
     c = ws.constraints
-    if choice != "hrp":  # HRP ignores constraints; it is reported, not forced
-        assert res.weights.max() <= c.max_weight + 1e-6
-        if c.max_total_notional is not None:
-            assert res.total_notional <= c.max_total_notional + 1e-6
+    assert res.weights.max() <= c.max_weight + 1e-6
+    if c.max_total_notional is not None:
+        assert res.total_notional <= c.max_total_notional + 1e-6
     if choice == "max_return_at_target_vol":
         assert res.expected_volatility <= 0.10 + 1e-6
     if choice == "min_vol_at_target_return":
