@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError, ValidationError
+from core.linalg import is_psd
 from core.portfolio import CASH_LABEL
 
 if TYPE_CHECKING:
@@ -99,8 +100,9 @@ def _check_covariance(cov: Any, name: str) -> pd.DataFrame:
             " volatility): it looks like it was computed from returns in percent; use fractions",
             field=name,
         )
-    smallest = float(np.linalg.eigvalsh(a)[0])
-    if smallest < -1e-10 * max(scale, 1.0):
+    # one Cholesky decides the common case; the eigenvalue only for the message
+    if not is_psd(a, 1e-10 * max(scale, 1.0) / scale):
+        smallest = float(np.linalg.eigvalsh(a)[0])
         raise ValidationError(
             f"{name} is not positive semi-definite (smallest eigenvalue {smallest:.3g}); "
             "use a shrinkage estimator (Ledoit-Wolf) or a longer common history",

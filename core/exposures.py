@@ -388,6 +388,13 @@ class FundExposureMap:
                 "enter it in percent per year"
             )
             first_field = first_field or "financing_spread"
+        inception = fund.inception
+        if inception is not None and not isinstance(inception, str):
+            # Any JSON value got through once, and an infinite one made the map unsavable.
+            problems.append(
+                f"{symbol}: inception must be a date like '2023-02-08', got {inception!r}"
+            )
+            first_field = first_field or "inception"
         notional = sum(abs(v) for v in exposures.values())
         if notional > MAX_NOTIONAL_PCT:
             problems.append(
@@ -442,7 +449,21 @@ class FundExposureMap:
             )
         if not isinstance(funds_raw, list):
             raise ValidationError(f"{source}: 'funds' must be a list of funds", field="funds")
-        result = cls(exposure_types=[ExposureType.from_dict(t) for t in types_raw])
+        types = []
+        for i, t in enumerate(types_raw):
+            if not isinstance(t, Mapping):
+                raise ValidationError(
+                    f"{source}: exposure_types[{i}] must be an object with a 'code'",
+                    field=f"exposure_types[{i}]",
+                )
+            try:
+                types.append(ExposureType.from_dict(t))
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"{source}: exposure_types[{i}]: {exc}",
+                    field=f"exposure_types[{i}].{exc.field}" if exc.field else None,
+                ) from None
+        result = cls(exposure_types=types)
         problems: list[str] = []
         first_field = None
         for i, raw in enumerate(funds_raw):

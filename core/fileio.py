@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from core.errors import DataError
+
+#: Three or more bytes >= 0x80 in a row: text that is not Western cp1252.
+_HIGH_BYTE_RUN = re.compile(rb"[\x80-\xff]{3,}")
 
 #: Characters that make a spreadsheet treat a cell as a formula.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -51,6 +55,15 @@ def decode_bytes(raw: bytes, source: str = "file") -> str:
             return raw.decode(enc)
         except UnicodeDecodeError:
             pass
+    # Western exports (Excel, brokers) are cp1252/Latin-1, where an accented letter is one
+    # high byte between ASCII ("europ\xe9en"); Cyrillic and CJK text comes in runs of high
+    # bytes. Charset detection guesses wrong on short Latin-1 text ("f\xfcr" as Big5,
+    # "\xa3" as cp1250's "\u0141"), so that case is decided first.
+    if not _HIGH_BYTE_RUN.search(raw):
+        try:
+            return raw.decode("cp1252").lstrip("\ufeff")
+        except UnicodeDecodeError:  # one of the five bytes cp1252 leaves undefined
+            pass
     try:
         from charset_normalizer import from_bytes
 
@@ -80,13 +93,23 @@ def neutralise_cell(value: object) -> object:
     Numbers pass through unchanged; text that starts with ``= + - @`` (or tab/CR) gets a
     leading apostrophe, which spreadsheets show as plain text.
     """
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+    if isinstance(value, str) and _looks_like_formula(value):
         return "'" + value
     return value
 
 
+def _looks_like_formula(text: str) -> bool:
+    """Starts with a formula character, after any apostrophes.
+
+    Text that already starts with apostrophes before one (``'=x``) gets one more too, so
+    that :func:`restore_cell` gives back exactly what was written: otherwise ``'=x`` and
+    ``=x`` would both be saved as ``'=x``.
+    """
+    return text.lstrip("'").startswith(_FORMULA_PREFIXES)
+
+
 def restore_cell(value: str) -> str:
     """Undo :func:`neutralise_cell` on read: drop the apostrophe it put before a formula."""
-    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+    if value.startswith("'") and _looks_like_formula(value[1:]):
         return value[1:]
     return value

@@ -17,11 +17,13 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import lzma
 import math
 import os
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -116,6 +118,13 @@ _ADJ_CLOSE_NAMES = (
 )
 _CLOSE_NAMES = ("close", "close/last", "price", "last")
 _CURRENCY = re.compile(r"[\$€£¥\s\u00a0\u202f']")
+# A cell with a comma that may be a decimal comma (12,5 or 1.234,50 or $12,5), and one whose
+# comma could as well separate thousands (1,000).
+_COMMA_NUMBER = re.compile(r"\s*[-+]?[\$€£]?\s*\d[\d.]*,\d+\s*[\$€£]?\s*")
+_AMBIGUOUS_COMMA = re.compile(r"\s*[-+]?[\$€£]?\s*[1-9]\d{0,2},\d{3}\s*[\$€£]?\s*")
+# Numbers whose grouping separators sit every three digits (after currency signs go).
+_US_GROUPED = r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_EU_GROUPED = r"[-+]?\d{1,3}(?:\.\d{3})+(?:,\d*)?"
 
 
 # =====================================================================================
@@ -239,17 +248,31 @@ class _Table:
         text = col.astype("string").str.strip().str.strip('"').str.strip()
         missing = text.isna() | text.str.lower().isin(list(_NA_TOKENS))
         cleaned = text.str.replace(_CURRENCY, "", regex=True)
+        # A separator is removed only where it is a real thousands separator: stripping
+        # every ',' read "10,5" as 105 and every '.' read "10.25" as 1025, silently.
         if self.decimal_comma:
+            grouping = cleaned.str.contains(".", regex=False)
+            misplaced = grouping & ~cleaned.str.fullmatch(_EU_GROUPED).fillna(False)
             cleaned = cleaned.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         else:
+            grouping = cleaned.str.contains(",", regex=False)
+            misplaced = grouping & ~cleaned.str.fullmatch(_US_GROUPED).fillna(False)
             cleaned = cleaned.str.replace(",", "", regex=False)
-        values = pd.to_numeric(cleaned.where(~missing), errors="coerce")
+        values = pd.to_numeric(cleaned.where(~missing & ~misplaced.fillna(False)), errors="coerce")
         bad = values.isna() & ~missing
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
+            hint = "prices must be plain numbers (fix or blank out the cell)"
+            if bool(misplaced.iloc[i]):
+                hint = (
+                    "this file uses ',' as the decimal separator and '.' only between "
+                    "thousands (1.234,50)"
+                    if self.decimal_comma
+                    else "this file uses '.' as the decimal separator and ',' only between "
+                    "thousands (1,234.50)"
+                ) + "; fix the cell or export the file again"
             raise DataError(
-                f"{col.iloc[i]!r} is not a number; prices must be plain numbers "
-                "(fix or blank out the cell)",
+                f"{col.iloc[i]!r} is not a number; {hint}",
                 path=self.source,
                 row=int(self.line_numbers[i]),
                 column=name,
@@ -334,8 +357,12 @@ def _parse_table(text: str, source: str) -> _Table:
         for ln in lines
         if not _is_blank(ln, delim)
     ]
-    values, freq = np.unique(field_counts, return_counts=True)
-    modal = int(values[np.argmax(freq)])
+    if not field_counts:  # only delimiters and quotes, e.g. ",,,"
+        raise DataError("the file is empty; expected a header row and dated rows", path=source)
+    # A table row has two cells or more: titles and notes without a delimiter do not vote
+    # (three notes around two data rows once made the file "one column").
+    values, freq = np.unique([c for c in field_counts if c >= 2], return_counts=True)
+    modal = int(values[freq == freq.max()].max()) if values.size else 1
     if modal < 2:
         raise DataError(
             "found only one column; expected a date column and at least one price column "
@@ -418,10 +445,28 @@ def _parse_table(text: str, source: str) -> _Table:
             column=date_name,
         )
 
-    sample = [c for ln in kept[:200] for j, c in enumerate(_split(ln, delim)) if j != date_col]
-    decimal_comma = delim != "," and any(
-        re.fullmatch(r"\s*[-+]?[\$€£]?\s*\d[\d.]*,\d+\s*", c.strip('"')) for c in sample
-    )
+    sample = [
+        (k, j, c.strip('"'))
+        for k, ln in enumerate(kept[:200])
+        for j, c in enumerate(_split(ln, delim))
+        if j != date_col
+    ]
+    commas = [(k, j, c) for k, j, c in sample if _COMMA_NUMBER.fullmatch(c)]
+    decimal_comma = delim != "," and any(not _AMBIGUOUS_COMMA.fullmatch(c) for _, _, c in commas)
+    grouped = any(
+        re.fullmatch(_US_GROUPED, _CURRENCY.sub("", c)) and not _AMBIGUOUS_COMMA.fullmatch(c)
+        for _, _, c in sample
+    )  # 1,000,000 or 1,000.5: commas between thousands
+    if delim != "," and commas and not decimal_comma and not grouped:
+        # Every comma sits before exactly three digits: 1,000 in the US, 1.0 in Europe.
+        k, j, c = commas[0]
+        raise DataError(
+            f"{c.strip()!r} could be a thousands separator or a decimal comma; write the "
+            "prices without thousands separators (1000.5 or 1000,5)",
+            path=source,
+            row=numbers[k],
+            column=names[j] if j < len(names) else None,
+        )
     body = "\n".join(kept)
     try:
         frame = pd.read_csv(
@@ -430,12 +475,12 @@ def _parse_table(text: str, source: str) -> _Table:
             header=None,
             names=list(range(len(names))),
             index_col=False,
-            dtype={date_col: str},
+            # Decimal-comma files are read as text and converted by _Table.numeric, which
+            # checks where the dots sit (pandas' thousands="." read "10.25" as 1025).
+            dtype=str if decimal_comma else {date_col: str},
             na_values=sorted(_NA_TOKENS | {t.upper() for t in _NA_TOKENS} | {"NaN", "Null"}),
             keep_default_na=True,
             skipinitialspace=True,
-            decimal="," if decimal_comma else ".",
-            thousands="." if decimal_comma else None,
             quotechar='"',
             engine="c",
             low_memory=False,
@@ -461,6 +506,15 @@ def _finish_prices(
     """Check positivity, resolve duplicate and unsorted dates, return the wide frame."""
     source = table.source
     for name, values in columns.items():
+        infinite = np.isinf(values)  # "inf" and "1e999" parse as floats
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            raise DataError(
+                f"price {values[i]:g} is not a finite number; fix or blank out the cell",
+                path=source,
+                row=int(table.line_numbers[i]),
+                column=name,
+            )
         if name.startswith("^"):
             continue
         bad = values <= 0  # NaN compares False
@@ -532,7 +586,12 @@ def read_prices_text(
         Naming the file, row (1-based line number) and column of an unreadable date, a
         non-numeric or non-positive price, or a missing date/price column.
     """
-    table = _parse_table(text, source)
+    try:
+        table = _parse_table(text, source)
+    except csv.Error as exc:  # a quoted cell longer than the csv module's field limit
+        limit = csv.field_size_limit()
+        row = next((i + 1 for i, ln in enumerate(text.splitlines()) if len(ln) > limit), None)
+        raise DataError(f"the CSV layout is broken: {exc}", path=source, row=row) from None
     lower = [n.lower() for n in table.names]
     issues: list[DataIssue] = []
     adj = next((i for i, n in enumerate(lower) if n in _ADJ_CLOSE_NAMES), None)
@@ -606,19 +665,32 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a corrupt stream
             raise DataError(f"broken gzip file: {exc}", path=str(path)) from exc
     elif raw[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as zf:
                 members = [n for n in zf.namelist() if not n.endswith("/")]
-                if len(members) != 1:
-                    raise DataError(
-                        f"the zip holds {len(members)} files; put one CSV in it", path=str(path)
-                    )
-                raw = zf.read(members[0])
-        except zipfile.BadZipFile as exc:
+                data = zf.read(members[0]) if len(members) == 1 else None
+        # A corrupt member fails in its decompressor (zlib.error, OSError from bz2,
+        # LZMAError), an unsupported method with NotImplementedError, an encrypted one
+        # with RuntimeError, a damaged directory with ValueError ("negative seek value").
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            lzma.LZMAError,
+            NotImplementedError,
+            RuntimeError,
+            EOFError,
+            OSError,
+            ValueError,
+        ) as exc:
             raise DataError(f"broken zip file: {exc}", path=str(path)) from exc
+        if data is None:
+            raise DataError(
+                f"the zip holds {len(members)} files; put one CSV in it", path=str(path)
+            )
+        raw = data
     return raw
 
 
@@ -789,6 +861,23 @@ def _check_prices_frame(prices: pd.DataFrame, what: str = "prices") -> pd.DataFr
     return prices
 
 
+def _refuse_nonpositive(prices: pd.DataFrame, what: str = "prices") -> None:
+    """DataError naming the first zero or negative price (NaN is missing, not bad)."""
+    # A zero or negative price makes returns of -100% or worse that look like data;
+    # '^' columns are yields (Yahoo's index namespace), which may be zero or negative.
+    priced = [c for c in prices.columns if not str(c).startswith("^")]
+    values = prices[priced].to_numpy(dtype=float)
+    bad = (~(values > 0) | np.isinf(values)) & ~np.isnan(values)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"{what} of {priced[col]} is {values[row, col]:g} on "
+            f"{prices.index[row]:%Y-%m-%d}; prices must be positive and finite (fix the "
+            "price or blank it out)",
+            column=str(priced[col]),
+        )
+
+
 def to_returns(
     prices: pd.DataFrame,
     frequency: str = "daily",
@@ -813,9 +902,16 @@ def to_returns(
         included. Each column's returns start after its own first price; runs of at most
         :data:`FFILL_LIMIT` missing days inside a history are bridged, longer gaps give
         missing returns.
+
+    Raises
+    ------
+    DataError
+        A zero, negative or infinite price (``^`` yield columns excepted), naming the
+        symbol and date.
     """
     freq = _normalise_frequency(frequency)
     prices = _check_prices_frame(prices)
+    _refuse_nonpositive(prices)
     filled = _fill_short_gaps(prices.astype(float))
     if freq == "daily":
         sampled = filled

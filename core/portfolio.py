@@ -46,7 +46,10 @@ def _number(value: Any, field: str, what: str) -> float:
         raise ValidationError(
             f"{what} must be a number, got {value!r} ({type(value).__name__})", field=field
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
     if not math.isfinite(number):
         raise ValidationError(f"{what} must be a finite number, got {value!r}", field=field)
     return number

@@ -174,11 +174,12 @@ def _fail(message: str, where: str | None) -> WorkspaceError:
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # a JSON integer too large for a float (1 followed by 400 zeros)
+        return False
 
 
 def _check_json_value(value: Any, where: str, depth: int = 0) -> None:
@@ -188,7 +189,7 @@ def _check_json_value(value: Any, where: str, depth: int = 0) -> None:
     if value is None or isinstance(value, str | bool):
         return
     if isinstance(value, int | float):
-        if not math.isfinite(float(value)):
+        if not _is_number(value):
             raise _fail(f"must be a finite number, got {value!r}", where)
         return
     if isinstance(value, list):
@@ -656,7 +657,7 @@ class Workspace:
             raise _fail(str(exc), _join(prefix, exc.field)) from None
         except ValidationError as exc:
             raise _fail(str(exc), _join(prefix, exc.field)) from None
-        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        except (TypeError, KeyError, AttributeError, ValueError, OverflowError) as exc:
             raise _fail(f"is malformed ({exc})", prefix) from None
 
     @staticmethod
@@ -863,10 +864,15 @@ def find_autosave(
             ws = Workspace.load(p)
             doc = json.loads(p.read_text(encoding="utf-8-sig"))
             meta = doc.get("autosave") if isinstance(doc.get("autosave"), Mapping) else {}
+            source = meta.get("source")
+            # The app saves recovered work to ``source``: trust it only if its hash names
+            # this very file, so that an edited recovery file cannot choose where to write.
+            if not isinstance(source, str) or autosave_path(Path(source), folder).name != p.name:
+                source = None
             found.append(
                 AutosaveInfo(
                     path=p,
-                    source=meta.get("source"),
+                    source=source,
                     name=ws.name,
                     written_at=str(meta.get("written_at", "")),
                 )

@@ -14,7 +14,6 @@ import io
 import math
 import os
 import re
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -247,6 +246,8 @@ def parse_money(text: Any, *, decimal: str | None = None) -> float | None:
     if not _PLAIN.match(s):
         raise ValueError(f"{text!r} is not a number")
     value = float(s)
+    if not math.isfinite(value):  # "1e999" matches the pattern but overflows to inf
+        raise ValueError(f"{text!r} is not a finite number")
     return -value if negative else value
 
 
@@ -275,6 +276,8 @@ def guess_decimal(cells: Iterable[str]) -> str:
     comma = dot = 0
     for cell in cells:
         s = cell.strip().lstrip("+-(").rstrip(")%").strip(_SYMBOLS).strip()
+        if re.fullmatch(r"\d{1,3}[.,]\d{3}", s):
+            continue  # "1,234" is 1234 in the US and 1.234 in Europe: no evidence either way
         if re.fullmatch(r"\d{1,3}(\.\d{3})*,\d+|\d+,\d{1,2}|\d+,\d{4,}", s):
             comma += 1
         elif re.fullmatch(r"\d{1,3}(,\d{3})*\.\d+|\d+\.\d{1,2}|\d+\.\d{4,}", s):
@@ -337,19 +340,28 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
-def rows_from_text(text: str, delimiter: str | None = None) -> list[Row]:
-    """Split CSV text into :class:`Row` objects numbered by physical line."""
+def rows_from_text(text: str, delimiter: str | None = None, label: str | None = None) -> list[Row]:
+    """Split CSV text into :class:`Row` objects numbered by physical line.
+
+    Raises :class:`DataError` (naming ``label`` and the line) when the csv module gives
+    up, e.g. on a quoted cell longer than its field size limit.
+    """
     text = text.lstrip("\ufeff")
-    delim = delimiter or sniff_delimiter(text)
     lines = list(io.StringIO(text, newline=""))
-    reader = csv.reader(lines, delimiter=delim, strict=False)
     rows: list[Row] = []
     start = 1
-    for cells in reader:
-        end = reader.line_num
-        raw = "".join(lines[start - 1 : end]).rstrip("\r\n")
-        rows.append(Row(start, _strip_cells(cells), raw))
-        start = end + 1
+    try:
+        delim = delimiter or sniff_delimiter(text)
+        reader = csv.reader(lines, delimiter=delim, strict=False)
+        for cells in reader:
+            end = reader.line_num
+            raw = "".join(lines[start - 1 : end]).rstrip("\r\n")
+            rows.append(Row(start, _strip_cells(cells), raw))
+            start = end + 1
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        row = next((i + 1 for i, ln in enumerate(lines) if len(ln) > limit), start)
+        raise DataError(f"the CSV layout is broken: {exc}", path=label, row=row) from None
     return rows
 
 
@@ -368,11 +380,12 @@ def _cell_text(value: Any) -> str:
 def rows_from_xlsx(path: Path, label: str | None = None) -> list[Row]:
     """Rows of the first worksheet, numbered by sheet row."""
     import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, InvalidFileException) as exc:
+    except Exception as exc:  # noqa: BLE001
+        # Besides BadZipFile and InvalidFileException, a damaged workbook raises what the
+        # zip and XML layers raise: zlib.error, EOFError, NotImplementedError, ParseError.
         raise DataError(
             f"cannot open this Excel file ({exc}); save it again as .xlsx or CSV",
             path=label or str(path),
@@ -384,6 +397,14 @@ def rows_from_xlsx(path: Path, label: str | None = None) -> list[Row]:
             cells = _strip_cells([_cell_text(v) for v in values])
             rows.append(Row(number, cells, ",".join(cells)))
         return rows
+    except Exception as exc:  # noqa: BLE001
+        # The sheet is read lazily: a damaged workbook fails here with whatever its layers
+        # raise (zlib.error, XML ParseError, ValueError on a bad cell, NotImplementedError).
+        raise DataError(
+            f"cannot read this Excel file ({type(exc).__name__}: {exc}); it looks damaged: "
+            "save it again as .xlsx or CSV",
+            path=label or str(path),
+        ) from None
     finally:
         book.close()
 
@@ -399,7 +420,7 @@ def load_source(source: str | os.PathLike[str] | bytes, filename: str | None = N
     if isinstance(source, bytes):
         return _load_bytes(source, filename, Path(filename or "data.csv").suffix.lower())
     if isinstance(source, str) and ("\n" in source or "\r" in source):
-        return Source(filename, rows_from_text(source))
+        return Source(filename, rows_from_text(source, label=filename))
     path = Path(source)
     label = filename or str(path)
     try:
@@ -431,7 +452,7 @@ def _load_bytes(raw: bytes, label: str | None, suffix: str, path: Path | None = 
             "save it as .xlsx or CSV",
             path=label,
         )
-    return Source(label, rows_from_text(decode_bytes(raw, label or "file")))
+    return Source(label, rows_from_text(decode_bytes(raw, label or "file"), label=label))
 
 
 # ---------------------------------------------------------------------------

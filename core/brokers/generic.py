@@ -1,8 +1,12 @@
 """Holdings from any CSV or Excel table, with a column mapping chosen by the user.
 
-The app shows the first rows (:func:`read_table`), proposes a mapping
+The app shows the first rows (:func:`read_table`, or :func:`load_table` with their line
+numbers), proposes a mapping
 (:func:`guess_mapping`), lets the user correct it, remembers it under
-:func:`layout_key` of the header, and imports with :func:`parse_generic`.
+:func:`layout_key` of the header, and imports with :func:`parse_generic`. While the user
+is still choosing columns, ``parse_generic(..., collect_errors=True)`` reads every row it
+can and reports each unreadable one as a :class:`RowError` (row, column, reason) instead
+of stopping at the first.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from core.brokers._base import (
+    TEXT_LIMIT,
     Builder,
     Columns,
     PositionsImport,
     Row,
+    SkippedRow,
     guess_decimal,
     header_keys,
     load_source,
@@ -65,6 +71,18 @@ DESCRIPTION_NAMES = (
 )  # fmt: skip
 
 _HEADER_SCAN = 50
+
+
+@dataclass(frozen=True)
+class RowError(SkippedRow):
+    """A data row that the column mapping could not read (``collect_errors=True``).
+
+    ``reason`` and ``column`` are those of the :class:`~core.errors.DataError` that
+    ``parse_generic`` raises for the row without ``collect_errors``; ``column`` is the
+    header name of the (first) bad cell.
+    """
+
+    column: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,10 @@ class GenericMapping:
             if f.name.endswith("_col") and getattr(self, f.name)
         }
 
+    def missing_columns(self, header: Sequence[str]) -> list[str]:
+        """Mapped column names that ``header`` lacks (as :func:`parse_generic` looks)."""
+        return [c for c in self.columns().values() if column_index(header, c) is None]
+
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["cash_symbols"] = list(self.cash_symbols)
@@ -137,6 +159,15 @@ class GenericMapping:
             return cls(**kwargs)
         except TypeError as exc:
             raise ValidationError(f"incomplete column mapping: {exc}") from None
+
+
+def column_index(header: Sequence[str], name: str) -> int | None:
+    """Position of the column ``name`` in ``header``, found as :func:`parse_generic` does.
+
+    Names match without regard to case, outer spaces or quotes, and Schwab's
+    ``Qty (Quantity)`` answers to ``Qty`` and ``Quantity``; None when absent.
+    """
+    return Columns(Row(0, tuple(header), ""), None).find(name)
 
 
 def _pick(header: Sequence[str], names: Sequence[str], taken: set[int]) -> str | None:
@@ -206,10 +237,30 @@ def _header_index(rows: Sequence[Row], mapping: GenericMapping | None = None) ->
     return None
 
 
-def read_table(
-    path: str | os.PathLike[str] | bytes, *, filename: str | None = None
-) -> tuple[list[str], list[list[str]]]:
-    """Header and data rows of a CSV/TSV/semicolon file or the first sheet of an .xlsx.
+@dataclass(frozen=True)
+class Table:
+    """A table as the column-mapping step shows it.
+
+    Attributes
+    ----------
+    header : list of str
+        The column names.
+    rows : list of list of str
+        Data rows (blank rows dropped), cells as written.
+    lines : list of int
+        The file's line number of each row of ``rows`` (as in :class:`RowError`).
+    header_line : int
+        The file's line number of the header.
+    """
+
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+    header_line: int
+
+
+def load_table(path: str | os.PathLike[str] | bytes, *, filename: str | None = None) -> Table:
+    """Header and data rows, with line numbers, of a CSV/TSV/semicolon file or an .xlsx.
 
     Title lines above the header are dropped; the header is the first row with a
     symbol and a quantity column by name, else the first wide, mostly non-numeric row.
@@ -220,9 +271,21 @@ def read_table(
     if at is None:
         raise DataError("no header row found: the table needs a row of column names",
                         path=src.label)  # fmt: skip
-    header = list(src.rows[at].cells)
-    rows = [list(r.cells) for r in src.rows[at + 1 :] if not r.blank]
-    return header, rows
+    data = [r for r in src.rows[at + 1 :] if not r.blank]
+    return Table(
+        header=list(src.rows[at].cells),
+        rows=[list(r.cells) for r in data],
+        lines=[r.line for r in data],
+        header_line=src.rows[at].line,
+    )
+
+
+def read_table(
+    path: str | os.PathLike[str] | bytes, *, filename: str | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Header and data rows of a table: :func:`load_table` without the line numbers."""
+    table = load_table(path, filename=filename)
+    return table.header, table.rows
 
 
 def parse_generic(
@@ -230,8 +293,31 @@ def parse_generic(
     mapping: GenericMapping,
     *,
     filename: str | None = None,
+    collect_errors: bool = False,
 ) -> PositionsImport:
-    """Holdings from a table with the user's column mapping (broker ``"generic"``)."""
+    """Holdings from a table with the user's column mapping (broker ``"generic"``).
+
+    Parameters
+    ----------
+    source : path, str or bytes
+        As for :func:`core.brokers.parse_positions` (CSV/TSV/semicolon text or .xlsx).
+    mapping : GenericMapping
+        Which header names hold symbol, quantity, price, ...
+    filename : str, optional
+        Name used in messages.
+    collect_errors : bool
+        False (default): the first unreadable cell raises a DataError naming its row and
+        column. True: every unreadable row is reported in ``skipped`` as a
+        :class:`RowError` (row, column, reason) and the other rows still import, so a
+        preview can list every problem at once. The readable rows are the same either way.
+
+    Raises
+    ------
+    DataError
+        No header row holds the mapped symbol and quantity columns, a mapped column is
+        not in the header (in both modes), or a cell is not a number (only without
+        ``collect_errors``).
+    """
     src = load_source(source, filename)
     label = src.label
     at = _header_index(src.rows, mapping)
@@ -265,7 +351,13 @@ def parse_generic(
         if not row.blank:
             out.skip(row, "text before the header row")
     for row in data:
-        _generic_row(out, mapping, cols, role, row, decimal, cash_names)
+        try:
+            _generic_row(out, mapping, cols, role, row, decimal, cash_names)
+        except DataError as exc:
+            if not collect_errors:
+                raise
+            text = row.text if len(row.text) <= TEXT_LIMIT else row.text[: TEXT_LIMIT - 3] + "..."
+            out.result.skipped.append(RowError(row.line, text, exc.reason, exc.column or ""))
     return out.finish()
 
 

@@ -76,8 +76,9 @@ class BLPosterior:
     ----------
     mean : ndarray, shape (n,)
         Posterior expected returns.
-    cov : ndarray, shape (n, n)
-        Posterior covariance of returns (He-Litterman: ``Sigma + M``).
+    cov : ndarray, shape (n, n), or None
+        Posterior covariance of returns (He-Litterman: ``Sigma + M``); None when it was
+        not asked for (``with_covariance=False``: only the mean, O(n k) after ``Sigma P'``).
     omega : ndarray, shape (k, k)
         View uncertainty used; ``inf`` on the diagonal for views dropped at confidence 0.
     """
@@ -335,6 +336,7 @@ def black_litterman_posterior(
     confidences: np.ndarray | None = None,
     omega: np.ndarray | None = None,
     tau: float = 0.05,
+    with_covariance: bool = True,
 ) -> BLPosterior:
     """Closed-form Black-Litterman posterior, with k x k solves only.
 
@@ -358,6 +360,9 @@ def black_litterman_posterior(
         both; with neither, He and Litterman's ``Omega = diag(tau P Sigma P')``.
     tau : float
         Scale of the uncertainty of the prior mean, > 0 (often 1/T or 0.05).
+    with_covariance : bool
+        Also compute the n x n posterior covariance (an O(n^2 k) update); skip it when
+        only the posterior returns are needed.
 
     Returns
     -------
@@ -408,7 +413,7 @@ def black_litterman_posterior(
     # Confidence 0: the view is dropped, exactly (not approximated by a huge omega).
     keep = np.isfinite(np.diag(om))
     pk, qk, omk = p[keep], q[keep], om[np.ix_(keep, keep)]
-    post_cov = (1.0 + tau) * s
+    post_cov = (1.0 + tau) * s if with_covariance else None
     if pk.shape[0] == 0:
         return BLPosterior(mean=pi.copy(), cov=post_cov, omega=om)
 
@@ -429,6 +434,9 @@ def black_litterman_posterior(
             "confidence; lower a confidence below 100% or remove the redundant view",
             field="views",
         ) from None
+    if post_cov is None:
+        mean = pi + tsp @ sla.cho_solve(factor, qk - pk @ pi, check_finite=False)
+        return BLPosterior(mean=mean, cov=None, omega=om)
     sol = sla.cho_solve(factor, np.column_stack((qk - pk @ pi, tsp.T)), check_finite=False)
     mean = pi + tsp @ sol[:, 0]
     post_cov = post_cov - tsp @ sol[:, 1:]

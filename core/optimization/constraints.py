@@ -25,6 +25,8 @@ def _num(value: Any, name: str, *, allow_none: bool = True) -> float | None:
         raise ValidationError(f"{name} must be a number, got {value!r}", field=name)
     try:
         x = float(value)
+    except OverflowError:  # an integer too large for a float
+        x = math.inf
     except (TypeError, ValueError):
         raise ValidationError(f"{name} must be a number, got {value!r}", field=name) from None
     if not math.isfinite(x):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from core.errors import DataError, InfeasibleError, StackOptWarning, ValidationError
 from core.exposures import ExposureCalculator, FundExposureMap
+from core.linalg import is_psd
 from core.optimization import mean_variance as mv
 from core.optimization.constraints import (
     LinearForm,
@@ -31,6 +32,8 @@ from core.optimization.results import FrontierPoint, ObjectiveType, Optimization
 
 #: Constraints are re-checked on every answer to this tolerance before success.
 CHECK_TOL = 1e-6
+#: Annual variance at or below which a fund is riskless (a volatility of 1e-7).
+ZERO_VARIANCE = 1e-14
 
 
 def _vector(values: Any, symbols: list[str], what: str) -> np.ndarray:
@@ -86,7 +89,10 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
     neg_var = [symbols[i] for i in np.flatnonzero(np.diag(cov) < 0)]
     if neg_var:
         raise DataError(f"negative variance for {', '.join(neg_var)}: the covariance is invalid")
-    ev, vecs = np.linalg.eigh(cov)
+    # a Cholesky settles the usual PSD case at a tenth of an eigendecomposition's cost
+    ev = np.zeros(0)
+    if cov.size and not is_psd(cov):
+        ev, vecs = np.linalg.eigh(cov)
     if ev.size and ev[0] < -1e-10 * scale:
         clipped = np.clip(ev, 0.0, None)
         cov = (vecs * clipped) @ vecs.T
@@ -95,10 +101,56 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
             f"covariance was not positive semi-definite (smallest eigenvalue {ev[0]:.3g}); "
             "negative eigenvalues clipped to zero"
         )
-    zero = [symbols[i] for i in np.flatnonzero(np.diag(cov) <= 1e-14)]
+    zero = [symbols[i] for i in np.flatnonzero(np.diag(cov) <= ZERO_VARIANCE)]
     if zero:
         repairs.append(f"zero volatility for {', '.join(zero)}: treated as riskless")
     return cov, repairs
+
+
+def _refuse_riskless_excess(
+    form: LinearForm, mu: np.ndarray | None, cov: np.ndarray, rf: float
+) -> None:
+    """Max Sharpe is unbounded when a riskless fund beats the risk-free rate; refuse it.
+
+    The solver would return that fund alone with a Sharpe ratio of 1e10 or so (the
+    volatility left by rounding), which looks like an answer but is not one.
+    """
+    if mu is None:
+        return
+    n = form.n_funds
+    excess = mu - rf
+    riskless = np.diag(cov) <= ZERO_VARIANCE
+    unbounded = riskless & (((excess > 0) & (form.ub[:n] > 0)) | ((excess < 0) & (form.lb[:n] < 0)))
+    if unbounded.any():
+        names = [form.symbols[i] for i in np.flatnonzero(unbounded)]
+        raise ValidationError(
+            f"{', '.join(names)} {'has' if len(names) == 1 else 'have'} zero volatility in the "
+            f"covariance but an expected return different from the risk-free rate "
+            f"({rf:.2%}), so the Sharpe ratio has no maximum. Give "
+            f"{'it' if len(names) == 1 else 'them'} a volatility estimate, set the risk-free "
+            "rate to that return, or exclude the fund",
+            field="covariance_matrix",
+        )
+
+
+def _frontier_by_path(
+    form: LinearForm, mu: np.ndarray, cov: np.ndarray, rf: float, n_points: int
+) -> list[tuple[np.ndarray, str]] | None:
+    """Frontier points (variables, solver) from the exact corner-portfolio path, or None
+    when it cannot be traced (the caller then solves point by point).
+
+    InfeasibleError propagates: the point-by-point method would raise the same one.
+    """
+    from core.optimization.cla import frontier_path
+
+    try:
+        path = frontier_path(form, mu, cov, cash_return=rf)
+        points = path.points(max(int(n_points), 2))
+    except InfeasibleError:
+        raise
+    except Exception:  # noqa: BLE001 - any failure of the tracer: solve point by point
+        return None
+    return [(p.weights, p.solver) for p in points]
 
 
 class OptimizationEngine:
@@ -311,6 +363,7 @@ class OptimizationEngine:
             symbols, constraints, mu if constraints.target_return is not None else None
         )
         if objective is ObjectiveType.MAX_SHARPE:
+            _refuse_riskless_excess(form, mu, cov, risk_free_rate)
             raw = mv.max_sharpe(form, mu, cov, risk_free_rate, constraints)
         elif objective is ObjectiveType.MIN_VOLATILITY:
             if constraints.target_volatility is not None:
@@ -357,11 +410,15 @@ class OptimizationEngine:
     ) -> Iterator[FrontierPoint]:
         """Yield frontier points one at a time, from min volatility to max return.
 
-        Each point minimises volatility at a target return on a grid between the
-        min-volatility return and the max attainable return; each solve is
-        warm-started from the previous point. The caller may stop iterating at any time.
-        ``exclude_leveraged`` pins every fund with notional > 100% to zero, to show what
-        leverage buys.
+        Each point minimises volatility at a target return on a grid evenly spaced
+        between the min-volatility return and the max attainable return. On the fast
+        path the whole frontier is traced exactly as corner portfolios
+        (:func:`~core.optimization.cla.frontier_path`) and each point is interpolated
+        on its segment and KKT-checked (solver ``"critical_line"``); when that is not
+        possible (turnover, transaction costs, a failure of the tracer) each point is
+        solved on its own, warm-started from the previous one. The caller may stop
+        iterating at any time. ``exclude_leveraged`` pins every fund with notional >
+        100% to zero, to show what leverage buys.
         """
         symbols, mu, cov, constraints, _ = self._inputs(
             symbols, expected_returns, covariance_matrix, constraints
@@ -379,11 +436,30 @@ class OptimizationEngine:
         mu_v, cov_v = mv.extend(form, mu, cov, 0.0)
         if form.has_cash:
             mu_v[-1] = risk_free_rate
+        calc_notional = form.notionals
+        if not form.general_only:
+            traced = _frontier_by_path(form, mu, cov, risk_free_rate, n_points)
+            if traced is not None:
+                for i, (v, solver) in enumerate(traced):
+                    w = v[: form.n_funds]
+                    vol = float(np.sqrt(max(w @ cov @ w, 0.0)))
+                    ret = float(mu_v @ v)
+                    yield FrontierPoint(
+                        weights=pd.Series(w, index=symbols),
+                        expected_return=ret,
+                        volatility=vol,
+                        sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
+                        total_notional=float(np.abs(w) @ calc_notional),
+                        cash_weight=float(v[-1]) if form.has_cash else 0.0,
+                        index=i,
+                        label=label,
+                        solver=solver,
+                    )
+                return
         r_max, _ = mv.max_linear(form, mu_v)
         first = mv.min_volatility(form, cov, constraints)
         r_min = float(mu_v @ first.v)
         targets = np.linspace(r_min, r_max, max(int(n_points), 2))
-        calc_notional = form.notionals
         warm = None  # the first point has no target-return row, so it cannot seed the rest
         for i, target in enumerate(targets):
             if i == 0:
@@ -439,6 +515,7 @@ class OptimizationEngine:
         *,
         tau: float = 0.05,
         risk_free_rate: float = 0.0,
+        with_covariance: bool = True,
     ):
         """Full Black-Litterman posterior over funds (mean and covariance).
 
@@ -463,7 +540,9 @@ class OptimizationEngine:
         calc = ExposureCalculator(self.fund_map, symbols)
         P, Q = bl.views_to_matrices(list(views), symbols, calc.matrix, calc.exposure_types)
         conf = np.array([v.confidence for v in views]) if views else None
-        post = bl.black_litterman_posterior(prior, cov, P, Q, confidences=conf, tau=tau)
+        post = bl.black_litterman_posterior(
+            prior, cov, P, Q, confidences=conf, tau=tau, with_covariance=with_covariance
+        )
         return post, prior
 
     def black_litterman_returns(
@@ -480,7 +559,7 @@ class OptimizationEngine:
         """Posterior expected returns (annual) after the views; see :meth:`black_litterman`."""
         post, _ = self.black_litterman(
             symbols, market_weights, covariance_matrix, views, risk_aversion,
-            tau=tau, risk_free_rate=risk_free_rate,
+            tau=tau, risk_free_rate=risk_free_rate, with_covariance=False,
         )  # fmt: skip
         return pd.Series(post.mean, index=[str(s).upper() for s in symbols])
 
@@ -657,7 +736,12 @@ class OptimizationEngine:
         if method == "hrp":
             from core.optimization.hierarchical import hrp_weights
 
-            w = hrp_weights(cov)
+            # HRP allocates by bisection; per-fund bounds are applied by capping and
+            # redistributing (the other constraints are checked on the result as usual)
+            n_funds = form.n_funds
+            w = hrp_weights(
+                cov, min_weight=form.lb[:n_funds], max_weight=form.ub[:n_funds], names=symbols
+            )
             raw = RawSolution(
                 v=self._with_cash(w, form), solver="HRP (recursive bisection)", status="optimal"
             )

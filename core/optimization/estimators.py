@@ -998,6 +998,15 @@ class ReturnEstimator:
                     "the prices or remove it"
                 )
         cov = _sym(np.asarray(cov, dtype=float))
+        if not np.isfinite(cov).all():
+            # Returns near 1e150 overflow their squares; eigvalsh then fails untyped.
+            bad = [s for s, ok in zip(syms, np.isfinite(cov).all(axis=0), strict=True) if not ok]
+            raise DataError(
+                f"the covariance of {', '.join(bad)} overflows: the returns hold absurdly "
+                "large values; check that they are decimal returns (0.01 = 1%) and fix the "
+                "price file",
+                column=bad[0],
+            )
         if not is_psd(cov):
             lam_min = float(np.linalg.eigvalsh(cov)[0])
             cov, _ = nearest_psd(cov)

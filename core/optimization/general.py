@@ -117,6 +117,9 @@ def solve_problem(
         except cp.error.SolverError as exc:
             fallbacks.append(f"{solver}: {exc}")
             continue
+        except Exception as exc:  # noqa: BLE001 - a crashing solver must not stop the chain
+            fallbacks.append(f"{solver}: raised {type(exc).__name__}: {exc}")
+            continue
         elapsed = time.perf_counter() - t0
         status = problem.status
         last_status = status

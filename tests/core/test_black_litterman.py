@@ -322,3 +322,18 @@ def test_implied_returns_bad_inputs():
         implied_equilibrium_returns(np.eye(2), np.ones(2), risk_aversion=0.0)
     with pytest.raises(ValidationError, match="shape"):
         implied_equilibrium_returns(np.eye(2), np.ones(3))
+
+
+def test_mean_only_posterior_equals_full_posterior():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(6, 6))
+    cov = a @ a.T / 6 + np.eye(6) * 0.01
+    prior = rng.normal(0.05, 0.02, 6)
+    P = rng.normal(size=(2, 6))
+    Q = np.array([0.03, -0.01])
+    full = black_litterman_posterior(prior, cov, P, Q, confidences=np.array([0.4, 0.8]))
+    lean = black_litterman_posterior(
+        prior, cov, P, Q, confidences=np.array([0.4, 0.8]), with_covariance=False
+    )
+    assert lean.cov is None
+    np.testing.assert_allclose(lean.mean, full.mean, rtol=0, atol=1e-14)
