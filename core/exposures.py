@@ -406,12 +406,13 @@ class FundExposureMap:
             raise ValidationError("; ".join(problems), field=first_field, problems=problems)
         return FundDefinition(
             symbol=symbol,
-            name=str(fund.name or ""),
+            # free text is trimmed once here, so every file format round-trips it
+            name=str(fund.name or "").strip(),
             exposures={k: v for k, v in exposures.items() if v != 0.0},
             expense_ratio=costs["expense_ratio"],
             financing_spread=costs["financing_spread"],
-            source=str(fund.source or ""),
-            notes=str(fund.notes or ""),
+            source=str(fund.source or "").strip(),
+            notes=str(fund.notes or "").strip(),
             inception=fund.inception,
         )
 

@@ -831,6 +831,10 @@ def test_realistic_fund_map_csv_round_trips(workdir, fmap, data):
         raw = text.encode(encoding)
     except UnicodeEncodeError:
         raw = text.encode("utf-8")
+    try:  # cp1252 bytes that are also valid UTF-8 of other text ('Â¡') are ambiguous
+        assume(raw.decode("utf-8-sig") == text.lstrip("\ufeff") or encoding != "cp1252")
+    except UnicodeDecodeError:
+        pass
     path.write_bytes(raw)
     loaded, err = attempt(lambda: FundExposureMap.from_csv(path))
     assert err is None, f"{err}\n{text}"
