@@ -140,8 +140,13 @@ def _ok(result: Any) -> Any:
     return result
 
 
+#: Answers from the fast path itself; anything else (or a re-solve "a -> b") is a fallback.
+FAST_PATH_SOLVERS = ("active_set", "critical_line")
+
+
 def _fallback(solver: str, fallbacks: list[str] | tuple[str, ...]) -> int:
-    return int(bool(fallbacks) or not str(solver).startswith("active_set"))
+    name = str(solver)
+    return int(bool(fallbacks) or "->" in name or not name.startswith(FAST_PATH_SOLVERS))
 
 
 def frontier_targets(u: Universe, n_points: int = FRONTIER_POINTS) -> list[float]:

@@ -20,8 +20,13 @@ solves the KKT system of the current active set once per segment for the directi
 inactive row becomes tight, or a multiplier reaches zero (its constraint leaves the
 active set). The inverse of the KKT matrix ``[Sigma_FF C_WF'; C_WF 0]`` is updated in
 O((|F| + |W|)^2) per event by bordering (a variable or row enters) and by the
-block-inverse downdate (one leaves); it is rebuilt only after numerical trouble. Ties
-are taken one event at a time (steps of length zero). A zero-variance variable (cash)
+block-inverse downdate (one leaves); it is rebuilt only after numerical trouble. Active
+rows that depend on the others on the free weights (repeated caps, a vertex) stay out of
+the system with their multipliers held. Ties are taken one event at a time (steps of
+length zero); should they cycle, the point is re-solved once by ``solve_qp`` and the
+tracer continues from that answer's active set (a second stall at the same ``t`` raises
+SolverError, and the engine then solves its frontier point by point). A zero-variance
+variable (cash)
 or a singular ``Sigma`` is handled exactly: where releasing a constraint would open a
 direction of zero curvature, the weights move along that direction at fixed ``t`` until
 another constraint blocks it (a ray step, like a simplex pivot), so the KKT matrix stays
@@ -48,6 +53,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.linalg.blas as _blas
 import scipy.linalg.lapack as _lapack
 
 from core.errors import InfeasibleError, SolverError, ValidationError
@@ -61,8 +67,10 @@ METHOD = "critical_line"
 ZERO_CURVATURE = 1e-11
 #: Events between exact recomputations of ``Sigma w`` (the tracer updates it per step).
 _EXACT_EVERY = 32
+#: Re-solves by ``solve_qp`` a path may need before the tracer gives up (SolverError).
+_MAX_RESOLVES = 10
 _TINY = 1e-300
-# event kinds, in the order their step lengths are concatenated
+# event kinds; a tie between kinds goes to the smaller
 _HIT, _TIGHT, _RELEASE, _DROP = 0, 1, 2, 3
 
 
@@ -241,7 +249,7 @@ class FrontierPath:
                 self._Y[k, :m_eq].copy(),
                 self._Y[k, m_eq:].copy(),
                 self._Z[k].copy(),
-            )  # fmt: skip
+            )
             for k in range(len(self))
         ]
 
@@ -674,6 +682,14 @@ class _Tracer:
         self.eqfix = self.lb == self.ub
         self.is_eq = np.arange(m) < self.m_eq
         self.row_norm = np.maximum(np.abs(self.C).max(axis=1), _TINY) if m else np.zeros(0)
+        self.releasable = ~self.eqfix
+        fin_lb, fin_ub = np.isfinite(self.lb), np.isfinite(self.ub)
+        self.lbf = np.where(fin_lb, self.lb, 0.0)
+        self.ubf = np.where(fin_ub, self.ub, 0.0)
+        self.has_lb = fin_lb.astype(float)  # 1.0 where the bound exists
+        self.has_ub = fin_ub.astype(float)
+        self.bscale = np.maximum(1.0, np.maximum(np.abs(self.lbf), np.abs(self.ubf)))
+        self.rscale = np.maximum(1.0, np.abs(self.dv))
         self.dmax = max(float(np.diagonal(self.S).max()), _TINY)
         self.mumax = max(float(np.abs(mu).max()), _TINY)
         self.tol = tol
@@ -694,8 +710,12 @@ class _Tracer:
         self.N = 0
         self.unit = np.zeros(0, dtype=np.intp)
         self.pos = np.full(n + m, -1, dtype=np.intp)
-        self.Kinv = np.zeros((0, 0))
+        # the inverse lives in the top-left N x N block of a larger buffer and is updated
+        # in place (allocating an N x N array per event costs more than the update)
+        self.Kb = np.zeros((16, 16))
+        self.Ab = np.zeros((16, 16))  # scratch for |Kinv|
         self.M = np.zeros((16, n))
+        self._lay: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         # corners
         self._T: list[float] = []
         self._W: list[np.ndarray] = []
@@ -815,13 +835,53 @@ class _Tracer:
             raise _PathFailed(f"the KKT matrix is too ill-conditioned (inverse error {err:.1e})")
         return 0.5 * (Kinv + Kinv.T), None
 
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Positions of the variable and row units, and their indices (cached)."""
+        if self._lay is None:
+            units = self.unit[: self.N]
+            isvar = units < self.n
+            vpos = np.flatnonzero(isvar)
+            rpos = np.flatnonzero(~isvar)
+            self._lay = (vpos, rpos, units[vpos], units[rpos] - self.n)
+        return self._lay
+
+    @property
+    def Kinv(self) -> np.ndarray:
+        """The inverse of the KKT matrix over the current units (a view, shape (N, N))."""
+        return self.Kb[: self.N, : self.N]
+
+    def _reserve(self, N: int, shrink: bool = False) -> None:
+        """Buffers for at least N units (grown by half again; shrunk when mostly unused,
+        since the in-place rank-one update runs over the whole buffer)."""
+        cap = self.Kb.shape[0]
+        if N <= cap and not (shrink and cap > 64 and N < cap // 3):
+            return
+        new_cap = max(16, N + N // 2 + 8)
+        Kb = np.zeros((new_cap, new_cap))
+        k = min(self.N, N, cap)
+        Kb[:k, :k] = self.Kb[:k, :k]
+        self.Kb = Kb
+        self.Ab = np.zeros((new_cap, new_cap))
+
+    def _rank1(self, x: np.ndarray, alpha: float) -> None:
+        """Kinv += alpha x x' in place (x has N entries)."""
+        cap = self.Kb.shape[0]
+        xp = np.zeros(cap)
+        xp[: x.size] = x
+        # BLAS dger on the transposed (Fortran-ordered) view writes into Kb itself
+        _blas.dger(alpha, xp, xp, a=self.Kb.T, overwrite_a=1)
+
     def _install(self, F: np.ndarray, W: np.ndarray, Kinv: np.ndarray) -> None:
         n = self.n
+        self._lay = None
         self.unit = np.concatenate([F, n + W]).astype(np.intp)
-        self.N = N = self.unit.size
+        N = self.unit.size
         self.pos[:] = -1
         self.pos[self.unit] = np.arange(N)
-        self.Kinv = np.ascontiguousarray(Kinv)
+        self.N = 0
+        self._reserve(N, shrink=True)
+        self.N = N
+        self.Kb[:N, :N] = Kinv
         cap = max(16, 2 * N)
         if self.M.shape[0] < cap:
             self.M = np.zeros((cap, n))
@@ -930,15 +990,15 @@ class _Tracer:
     # -- one segment -------------------------------------------------------------------
 
     def direction(self) -> tuple[np.ndarray, ...] | None:
-        """(dw, dy, dz, Sigma dw, C dw, zero) per unit t on the current active set, or None
-        when the solve is not accurate (the caller rebuilds)."""
+        """(dw, dy, dz, Sigma dw, C dw) per unit t on the current active set, or None when
+        the solve is not accurate (the caller rebuilds).
+
+        ``dw`` solves ``[Sigma_FF C_WF'; C_WF 0] [dw_F; dy_W] = [mu_F; 0]`` (one product
+        with the maintained inverse, refined against the residual); ``dz`` follows from
+        stationarity on the fixed weights: ``dz = mu - Sigma dw - C' dy``.
+        """
         n, N = self.n, self.N
-        units = self.unit[:N]
-        isvar = units < n
-        vpos = np.flatnonzero(isvar)
-        rpos = np.flatnonzero(~isvar)
-        vidx = units[vpos]
-        ridx = units[rpos] - n
+        vpos, rpos, vidx, ridx = self._layout()
         rhs = np.zeros(N)
         rhs[vpos] = self.mu[vidx]
         Kinv = self.Kinv
@@ -946,36 +1006,44 @@ class _Tracer:
         # componentwise rounding bound of sol; weight rates below 1e-12 of the largest
         # bound are zero, not events (scale-wide: the bound of one entry misses the
         # rounding of Kinv itself, e.g. when C_WF is square and dw is exactly zero)
-        noise = np.abs(Kinv) @ np.abs(rhs) if N else np.zeros(0)
+        if N:
+            absK = np.abs(Kinv, out=self.Ab[:N, :N])
+            noise = absK @ np.abs(rhs)
+        else:
+            noise = np.zeros(0)
         dscale = float(noise[vpos].max()) if vpos.size else 0.0
         # as many independent active rows as free weights: dw = 0 by structure (there the
         # bound is rounding too, since the free block of Kinv is zero in exact arithmetic)
         zero = vpos.size <= rpos.size or bool((np.abs(sol[vpos]) <= 1e-12 * dscale).all())
         if zero:
             sol[vpos] = 0.0
-        two = np.zeros((N, 2))
         M = self.M[:N]
-        err = math.inf
+        sv = np.zeros(N)
+        dy = np.zeros(self.m)
+        e_var = e_row = math.inf
         for _ in range(3):
-            two[vpos, 0] = sol[vpos]
-            two[rpos, 1] = sol[rpos]
-            SC = M.T @ two if N else np.zeros((n, 2))
-            Sd, Cty = SC[:, 0], SC[:, 1]
+            # Sigma dw from the variable rows of M (the row units' entries zeroed), and
+            # C' dy from C itself: two products with one vector each are faster than
+            # one with two columns
+            sv[vpos] = sol[vpos]
+            Sd = sv @ M if N else np.zeros(n)
+            dy[ridx] = sol[rpos]
+            Cty = dy @ self.C
             d = np.zeros(n)
             d[vidx] = sol[vpos]
             Cd = self.C @ d
             r_var = Sd[vidx] + Cty[vidx] - rhs[vpos]
             r_row = Cd[ridx]
-            sv = max(float(np.abs(rhs).max()) if N else 0.0, float(np.abs(Sd).max()),
+            gs = max(float(np.abs(rhs).max()) if N else 0.0, float(np.abs(Sd).max()),
                      float(np.abs(Cty).max()), _TINY)  # fmt: skip
             # rows against the size of dw itself (tau * |C dw| is drift in the rows, put
             # right after each step), floored where dw is small by cancellation
             dm = max(float(np.abs(d).max()), 1e-6 * dscale)
             sr = max(dm * float(self.row_norm.max()) if self.m else 0.0, _TINY)
-            e_var = float(np.abs(r_var).max()) / sv if vpos.size else 0.0
+            e_var = float(np.abs(r_var).max()) / gs if vpos.size else 0.0
             e_row = float(np.abs(r_row).max()) / sr if rpos.size and not zero else 0.0
-            err = max(e_var, 100.0 * e_row if e_row > 1e-14 else 0.0)
-            if max(e_var, e_row) <= 1e-14:
+            err = max(e_var, e_row)
+            if err <= 1e-14:
                 break
             res = np.zeros(N)
             res[vpos] = r_var
@@ -983,7 +1051,7 @@ class _Tracer:
             sol = sol - Kinv @ res
             if zero:
                 sol[vpos] = 0.0
-        if err > 1e-10:
+        if e_var > 1e-10 or e_row > 1e-8:  # the rows are put right after each step anyway
             return None
         if not zero:
             tiny_v = np.abs(sol[vpos]) <= 1e-12 * dscale
@@ -995,43 +1063,60 @@ class _Tracer:
         dz[self.status == 0] = 0.0
         self.cty_max = float(np.abs(Cty).max())
         self.dscale = dscale
-        return d, dy, dz, Sd, Cd, np.array(zero)
+        return d, dy, dz, Sd, Cd
 
     def next_event(
         self, d: np.ndarray, dy: np.ndarray, dz: np.ndarray, Sd: np.ndarray, Cd: np.ndarray
     ) -> tuple[float, int, int]:
-        """Step length to the first event and the event: (tau, kind, index)."""
-        w, lb, ub, st = self.w, self.lb, self.ub, self.status
-        free = st == 0
+        """Step length to the first event and the event: (tau, kind, index).
+
+        Ties go to the first event found (bound hits, then rows, then releases); the
+        others follow as steps of length zero.
+        """
+        vidx, ridx = self._layout()[2:]
+        w, z, y = self.w, self.z, self.y
+        best = (math.inf, _HIT, -1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            t_lo = np.where(free & (d < 0.0), (w - lb) / -d, np.inf)
-            t_up = np.where(free & (d > 0.0), (ub - w) / d, np.inf)
-        t_var = np.minimum(t_lo, t_up)
-        dm = max(float(np.abs(d).max()), self.dscale)
-        reps = 1e-12 * dm * self.row_norm
-        out = ~self.active
-        slack = self.dv - self.C @ w
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_row = np.where(out & ~self.is_eq & (Cd > reps), slack / Cd, np.inf)
-        t_row = np.where(out & self.is_eq & (np.abs(Cd) > reps), 0.0, t_row)
-        zeps = 1e-12 * max(self.mumax, float(np.abs(Sd).max()), self.cty_max)
-        rel = (st != 0) & ~self.eqfix
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_rel = np.where(rel & (st < 0) & (dz > zeps), -self.z / dz, np.inf)
-            t_rel = np.where(rel & (st > 0) & (dz < -zeps), self.z / -dz, t_rel)
-            t_drop = np.where(self.active & ~self.is_eq & (dy < 0.0), self.y / -dy, np.inf)
-        every = np.concatenate([t_var, t_row, t_rel, t_drop])
-        every = np.where(np.isnan(every), np.inf, np.maximum(every, 0.0))
-        k = int(np.argmin(every))
-        tau = float(every[k])
-        n, m = self.n, self.m
-        if k < n:
-            return tau, _HIT, k
-        if k < n + m:
-            return tau, _TIGHT, k - n
-        if k < 2 * n + m:
-            return tau, _RELEASE, k - n - m
-        return tau, _DROP, k - 2 * n - m
+            # free weights reaching a bound (only the free ones move)
+            dF = d[vidx]
+            wF = w[vidx]
+            tv = np.where(
+                dF < 0.0,
+                (wF - self.lb[vidx]) / -dF,
+                np.where(dF > 0.0, (self.ub[vidx] - wF) / dF, np.inf),
+            )
+            if tv.size:
+                k = int(np.argmin(tv))
+                best = min(best, (max(float(tv[k]), 0.0), _HIT, int(vidx[k])))
+            # rows outside the system becoming tight (an equality row outside it is
+            # dependent on the others; if it would move, it must join at once)
+            out = ~self.active
+            if out.any():
+                reps = 1e-12 * max(float(np.abs(dF).max()) if dF.size else 0.0, self.dscale)
+                reps = reps * self.row_norm
+                slack = self.dv - self.C @ w
+                tr = np.where(out & ~self.is_eq & (Cd > reps), slack / Cd, np.inf)
+                tr = np.where(out & self.is_eq & (np.abs(Cd) > reps), 0.0, tr)
+                k = int(np.argmin(tr))
+                best = min(best, (max(float(tr[k]), 0.0), _TIGHT, k))
+            # bound multipliers reaching zero: z <= 0 at a lower bound, >= 0 at an upper
+            # one, so the wrong-signed rates are those with status * dz < 0
+            zeps = 1e-12 * max(self.mumax, float(np.abs(Sd).max()), self.cty_max)
+            cand = np.flatnonzero((self.status * dz < -zeps) & self.releasable)
+            if cand.size:
+                tz = -z[cand] / dz[cand]
+                k = int(np.argmin(tz))
+                best = min(best, (max(float(tz[k]), 0.0), _RELEASE, int(cand[k])))
+            # row multipliers reaching zero
+            if ridx.size:
+                dyr = dy[ridx]
+                ty = np.where((dyr < 0.0) & ~self.is_eq[ridx], -y[ridx] / dyr, np.inf)
+                k = int(np.argmin(ty))
+                best = min(best, (max(float(ty[k]), 0.0), _DROP, int(ridx[k])))
+        tau, kind, idx = best
+        if math.isnan(tau):
+            raise _PathFailed("a step length is not a number")
+        return tau, kind, idx
 
     # -- active-set updates --------------------------------------------------------------
 
@@ -1039,36 +1124,36 @@ class _Tracer:
         """Remove unit at position p from the inverse; returns the pivot used."""
         N = self.N
         last = N - 1
+        K = self.Kinv
         if p != last:  # swap p and last in every structure
-            K = self.Kinv
             K[[p, last], :] = K[[last, p], :]
             K[:, [p, last]] = K[:, [last, p]]
             self.M[[p, last]] = self.M[[last, p]]
             up, ul = self.unit[p], self.unit[last]
             self.unit[p], self.unit[last] = ul, up
             self.pos[ul], self.pos[up] = p, last
-        K = self.Kinv
+        self._lay = None
         piv = float(K[last, last])
         c = K[:last, last].copy()
-        Knew = K[:last, :last] - np.outer(c, c) / piv
+        self._rank1(c, -1.0 / piv)  # block-inverse downdate of the leading block
         self.pos[self.unit[last]] = -1
         self.unit = self.unit[:last]
-        self.Kinv = Knew
         self.N = last
+        self._reserve(last, shrink=True)
         return piv
 
     def _add(self, u: int, k: np.ndarray, diag: float, row: np.ndarray) -> None:
         """Append unit u with KKT column k (N,) and diagonal entry diag (bordering)."""
         N = self.N
-        K = self.Kinv
-        v = K @ k if N else np.zeros(0)
+        self._lay = None
+        v = self.Kinv @ k if N else np.zeros(0)
         s = diag - float(k @ v)
-        Knew = np.empty((N + 1, N + 1))
-        Knew[:N, :N] = K + np.outer(v, v) / s
-        Knew[:N, N] = -v / s
-        Knew[N, :N] = -v / s
-        Knew[N, N] = 1.0 / s
-        self.Kinv = Knew
+        self._reserve(N + 1)
+        self._rank1(v, 1.0 / s)  # bordering: the leading block first
+        Kb = self.Kb
+        Kb[:N, N] = -v / s
+        Kb[N, :N] = -v / s
+        Kb[N, N] = 1.0 / s
         if self.M.shape[0] <= N:
             grown = np.zeros((2 * self.M.shape[0] + 16, self.n))
             grown[:N] = self.M[:N]
@@ -1194,8 +1279,9 @@ class _Tracer:
     # -- checks and corners ------------------------------------------------------------
 
     def corner_ok(self) -> bool:
-        """KKT check of the current point from the running Sigma w (O(n m))."""
-        t, w, y, z, g = self.t, self.w, self.y, self.z, self.g
+        """KKT check of the current point from the running Sigma w (O(n m)): stationarity,
+        feasibility, fixed weights on their bounds, rows in the system tight, signs."""
+        t, w, y, z, g, st = self.t, self.w, self.y, self.z, self.g, self.status
         Cty = self.C.T @ y
         gscale = max(
             self.dmax * float(np.abs(w).max()), float(np.abs(g).max()), t * self.mumax,
@@ -1204,26 +1290,25 @@ class _Tracer:
         tol = 0.1 * self.tol
         if float(np.abs(g - t * self.mu + Cty + z).max()) > tol * gscale:
             return False
-        r = self.C @ w - self.dv
-        rscale = np.maximum(1.0, np.abs(self.dv))
-        prim = np.where(self.is_eq, np.abs(r), np.maximum(r, 0.0)) / rscale
-        with np.errstate(invalid="ignore"):
-            lo = np.where(np.isfinite(self.lb), self.lb - w, 0.0)
-            hi = np.where(np.isfinite(self.ub), w - self.ub, 0.0)
-        if max(float(prim.max()) if prim.size else 0.0, float(lo.max()), float(hi.max())) > tol:
+        if self.m:
+            r = (self.C @ w - self.dv) / self.rscale
+            viol = np.where(self.is_eq | self.active, np.abs(r), np.maximum(r, 0.0))
+            if float(viol.max()) > tol:
+                return False
+            if float((-y * self.row_norm)[self.m_eq :].max(initial=0.0)) > tol * gscale:
+                return False
+        # free weights inside their bounds, fixed ones on them
+        bnd = np.where(st < 0, self.lbf, self.ubf)
+        off = np.where(
+            st == 0,
+            np.maximum(np.maximum((self.lbf - w) * self.has_lb, (w - self.ubf) * self.has_ub), 0.0),
+            np.abs(w - bnd),
+        )
+        if float((off / self.bscale).max()) > tol:
             return False
-        st = self.status
-        # complementarity: fixed weights on their bound, rows in the system tight
-        on = np.where(st < 0, w - self.lb, np.where(st > 0, self.ub - w, 0.0))
-        bscale = np.maximum(1.0, np.abs(np.where(st < 0, self.lb, np.where(st > 0, self.ub, 0.0))))
-        if float(np.abs(on / bscale).max()) > tol:
-            return False
-        if self.active.any() and float((np.abs(r) / rscale)[self.active].max()) > tol:
-            return False
-        bad_z = np.where(self.eqfix, 0.0, np.where(st < 0, z, np.where(st > 0, -z, np.abs(z))))
-        bad_y = np.where(self.is_eq, 0.0, -y * self.row_norm)
-        worst = max(float(bad_z.max()), float(bad_y.max()) if bad_y.size else 0.0)
-        return worst <= tol * gscale
+        # bound multipliers: zero on free weights, signed by the side elsewhere
+        bad_z = np.where(st == 0, np.abs(z), np.where(self.releasable, -st * z, 0.0))
+        return float(bad_z.max()) <= tol * gscale
 
     def record(self) -> None:
         """Store the current point as a corner (unless it repeats the last one)."""
@@ -1247,20 +1332,34 @@ class _Tracer:
         self.resync()
         if self.corner_ok():
             return
+        self.resolve_here(why)
+        if not self.corner_ok():
+            raise _PathFailed(f"the corner at t={self.t:.6g} fails its KKT check after a re-solve")
+
+    def resolve_here(self, why: str) -> None:
+        """Re-solve the problem at the current t with ``solve_qp`` (warm-started from the
+        current point) and continue from its answer and active set; counted."""
+        if len(self.stats.fallbacks) >= _MAX_RESOLVES:
+            raise _PathFailed(
+                f"{_MAX_RESOLVES} corners needed a re-solve (last at t={self.t:.6g}: {why}); "
+                "the problem is too degenerate for the tracer"
+            )
         pb = _t_problem(self.pb, self.mu, self.t)
-        at_lo = self.status < 0
         warm = QPSolution(
             x=self.w.copy(), objective=0.0, status="optimal", solver=METHOD,
             y_eq=self.y[: self.m_eq].copy(), y_ub=self.y[self.m_eq :].copy(), z=self.z.copy(),
-            active_set=ActiveSet(at_lo, self.status > 0, self.active[self.m_eq :].copy()),
+            active_set=ActiveSet(
+                self.status < 0, self.status > 0, self.active[self.m_eq :].copy()
+            ),
         )  # fmt: skip
-        sol = solve_qp(pb, warm_start=warm, tol=self.tol)
+        try:
+            sol = solve_qp(pb, warm_start=warm, tol=self.tol)
+        except (SolverError, InfeasibleError) as exc:
+            raise _PathFailed(f"re-solving at t={self.t:.6g} failed: {exc}") from None
         self.stats.fallbacks.append(
             f"corner at t={self.t:.6g} {why}; re-solved by {sol.solver} and continued"
         )
         self.load(sol, self.t)
-        if not self.corner_ok():
-            raise _PathFailed(f"the corner at t={self.t:.6g} fails its KKT check after a re-solve")
 
     # -- the main loop -----------------------------------------------------------------
 
@@ -1268,6 +1367,7 @@ class _Tracer:
         self.record()
         zero_steps = 0
         zero_limit = 2 * (self.n + self.m) + 20
+        stalled: set[float] = set()
         while True:
             if self.stats.events >= self.max_events:
                 raise _PathFailed(f"more than {self.max_events} events")
@@ -1275,9 +1375,12 @@ class _Tracer:
             if direction is None:
                 self.resync()
                 direction = self.direction()
+            if direction is None:
+                self.resolve_here("had an inaccurate KKT solve")
+                direction = self.direction()
                 if direction is None:
                     raise _PathFailed("the KKT system of the active set is too ill-conditioned")
-            d, dy, dz, Sd, Cd, _ = direction
+            d, dy, dz, Sd, Cd = direction
             tau, kind, idx = self.next_event(d, dy, dz, Sd, Cd)
             if not math.isfinite(tau):
                 if float(np.abs(d).max()) > 0.0:
@@ -1310,7 +1413,15 @@ class _Tracer:
             else:
                 zero_steps += 1
                 if zero_steps > zero_limit:
-                    raise _PathFailed(f"the path stalled at t={self.t:.6g} (degenerate cycling)")
+                    if self.t in stalled:
+                        raise _PathFailed(
+                            f"the path stalled at t={self.t:.6g} (degenerate cycling)"
+                        )
+                    stalled.add(self.t)  # once per t: take the solver's active set instead
+                    self.resolve_here("stalled (degenerate cycling)")
+                    zero_steps = 0
+                    self.record()
+                    continue
             if kind == _HIT:
                 self.fix(idx, -1 if d[idx] < 0.0 else 1)
             elif kind == _TIGHT:
