@@ -1,67 +1,59 @@
-"""Read holdings for the import preview: broker exports through core, generic CSV here.
+"""What a holdings file would change, before it changes anything: a thin layer over core.
 
-Broker exports (Schwab, Fidelity, Vanguard, Interactive Brokers, DEGIRO; CSV or .xlsx)
-are recognised and read by :func:`core.brokers.parse_positions`; its positions, skipped
-rows (with reasons) and warnings become one :class:`ImportRow` per file line.
+Reading is all :mod:`core.brokers`: a broker export (Schwab, Fidelity, Vanguard,
+Interactive Brokers, DEGIRO; CSV or .xlsx) is recognised and read by
+:func:`core.brokers.parse_positions`; any other table is read with the user's column
+mapping by ``core.brokers.parse_generic(..., collect_errors=True)``, which reports EVERY
+unreadable row (row, column, reason) rather than stopping at the first.
 
-Any other table is read by :func:`parse_holdings_text`, which reports a bad cell on ITS
-row and goes on, so the preview lists every problem at once (``core.brokers.parse_generic``
-stops at the first bad cell). It understands:
+This module only adds what the portfolio needs on top of that parse, without Qt:
 
-Generic CSV
-    A header row naming a symbol column (``symbol``, ``ticker``) and a share column
-    (``shares``, ``quantity``, ``qty``, ``units``), optionally ``price``, ``name`` /
-    ``description``, ``account`` and ``market value``. Title lines before the header are
-    skipped. A row whose symbol is ``CASH`` gives the cash amount (its market value, or
-    its shares column).
-Schwab-like layouts
-    A title line (``"Positions for account ... as of ..."``), quoted cells such as
-    ``"$1,234.56"``, a ``Cash & Cash Investments`` row (the cash) and an
-    ``Account Total`` row (checked against the sum, then skipped). Files core already
-    recognises never reach this reader; it covers edited or partial exports.
-
-Every data row becomes an :class:`ImportRow`; a row that cannot be used carries an
-``error`` saying what is wrong, and the rest still import. Nothing here knows about Qt.
+- :func:`open_holdings_file`: the file's bytes, read once, and either its broker parse
+  or its header and rows waiting for a column mapping (:class:`HoldingsFile`);
+- :func:`preview`: one :class:`ImportRow` per line of the file (positions, unreadable
+  rows, skipped lines), with the checks of the portfolio (a valid ticker, a positive
+  price, the portfolio's currency) as row errors (:class:`ParsedImport`);
+- :meth:`ParsedImport.holdings` / :meth:`ParsedImport.cash`: the chosen accounts merged
+  by :func:`core.brokers.merge_accounts`;
+- :func:`looks_like_holdings`: routes a dropped file to the import rather than to the
+  price loader.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import os
-import re
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.brokers import (
     PositionsImport,
     UnrecognisedExportError,
+    detect_broker,
     guess_mapping,
-    parse_generic,
+    merge_accounts,
     parse_positions,
     read_table,
+    unmapped_symbols,
 )
-from core.errors import DataError, ValidationError
-from core.fileio import read_text_any_encoding
+from core.brokers.generic import GenericMapping, RowError, layout_key, load_table, parse_generic
+from core.errors import DataError, StackOptError, ValidationError
 from core.portfolio import Holding, normalise_symbol
 
-_SYMBOL_HEADERS = ("symbol", "ticker", "sym", "security symbol")
-_NAME_HEADERS = ("description", "name", "security", "security description", "fund name")
-_ACCOUNT_HEADERS = ("account", "account name", "account number")
-_CASH_SYMBOLS = ("CASH", "CASH & CASH INVESTMENTS", "CASH AND CASH INVESTMENTS", "CASH & SWEEP")
-_TOTAL_SYMBOLS = ("ACCOUNT TOTAL", "TOTAL", "TOTALS", "GRAND TOTAL")
-_MISSING = ("", "--", "-", "n/a", "na", "none")
-_TITLE = re.compile(r"positions for (?:account )?(.*?)(?: as of .*)?$", re.IGNORECASE)
+#: Bytes of a large file that :func:`looks_like_holdings` reads (price files are big).
+SNIFF_BYTES = 256 * 1024
 
 
 @dataclass
 class ImportRow:
-    """One data line of the file.
+    """One line of the file as the preview shows it.
 
-    ``line`` is the 1-based line number; ``error`` says why a position row cannot be
-    imported; ``skipped`` says why a line is not a position at all (a summary row, an
-    option, text), '' otherwise.
+    ``line`` is the 1-based line number in the file. ``account_id`` is the account of a
+    position (None for a line outside any account: text, totals, unreadable rows).
+    ``error`` says why a position (or an unreadable row) cannot be imported, naming the
+    column in ``column`` where known; ``skipped`` says why a line is not a position at all
+    (a summary row, an option, text); both are '' for a good position. ``currency`` is
+    that of ``price`` and ``market_value``.
     """
 
     line: int
@@ -71,13 +63,21 @@ class ImportRow:
     market_value: float | None = None
     name: str = ""
     account: str = ""
+    account_id: str | None = None
     error: str = ""
     skipped: str = ""
+    column: str = ""
+    currency: str = ""
 
     @property
     def ok(self) -> bool:
         """A position that can be imported (no error, not a skipped line)."""
         return not self.error and not self.skipped
+
+    @property
+    def is_position(self) -> bool:
+        """A position row or an unreadable data row (not text, totals or options)."""
+        return not self.skipped
 
     def holding(self) -> Holding:
         """The row as a core :class:`Holding` (only for rows without an error)."""
@@ -86,253 +86,139 @@ class ImportRow:
         return Holding(self.symbol, self.shares, self.price, self.account, self.name)
 
 
+def account_label(account_id: str, account_name: str = "") -> str:
+    """How an account is named in the preview ("Roth IRA (...456)"); '' for none."""
+    if account_name and account_id:
+        return f"{account_name} ({account_id})"
+    return account_name or account_id
+
+
 @dataclass
 class ParsedImport:
-    """What a holdings file holds.
+    """A core :class:`PositionsImport` as the preview sees it, for one portfolio currency.
 
     Attributes
     ----------
+    imp : PositionsImport
+        Core's parse (broker or generic).
+    currency : str
+        The portfolio currency: positions priced and cash held in another currency are
+        not imported (the portfolio has one currency).
     rows : list of ImportRow
-        Every holding line, usable or not, in file order.
-    cash : float or None
-        Cash found in the file (summed over accounts); None when the file has none.
-    format : str
-        ``"generic"`` or a broker code of :data:`core.brokers.BROKER_NAMES`.
-    notes : list of str
-        Things the user should know that are not row errors (an account total that does
-        not match, lines skipped).
+        Every line the parse reported (positions, unreadable rows, skipped lines), in
+        file order.
     """
 
-    source: str
-    format: str
+    imp: PositionsImport
+    currency: str = "USD"
     rows: list[ImportRow] = field(default_factory=list)
-    cash: float | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
-    def good_rows(self) -> list[ImportRow]:
-        return [r for r in self.rows if r.ok]
+    def source(self) -> str:
+        return self.imp.source or ""
 
     @property
-    def bad_rows(self) -> list[ImportRow]:
-        return [r for r in self.rows if r.error]
+    def format(self) -> str:
+        """The broker code (``"generic"`` for a column-mapped table)."""
+        return self.imp.broker
 
+    @property
+    def layout(self) -> str:
+        return self.imp.layout
 
-def parse_money(text: str) -> float | None:
-    """``"$1,234.56"`` -> 1234.56, ``"($5.00)"`` / ``"-$5"`` -> -5.0, ``"--"`` -> None.
+    @property
+    def account_ids(self) -> list[str]:
+        return self.imp.account_ids
 
-    Raises ValueError for text that is not an amount.
-    """
-    raw = text.strip()
-    if raw.lower() in _MISSING:
-        return None
-    cleaned = raw.replace("$", "").replace(",", "").replace(" ", "").replace("\u00a0", "")
-    negative = cleaned.startswith("(") and cleaned.endswith(")")
-    if negative:
-        cleaned = cleaned[1:-1]
-    if cleaned.endswith("%"):
-        raise ValueError(f"{raw!r} is a percentage, not an amount")
-    value = float(cleaned)  # ValueError names the text
-    if not math.isfinite(value):
-        raise ValueError(f"{raw!r} is not a finite number")
-    return -value if negative else value
+    def _ids(self, account_ids: Iterable[str] | None) -> list[str]:
+        return self.imp.account_ids if account_ids is None else list(account_ids)
 
+    def error_symbols(self, account_ids: Iterable[str] | None = None) -> set[str]:
+        """Symbols with a position row in error in the chosen accounts (left out whole)."""
+        ids = set(self._ids(account_ids))
+        return {r.symbol for r in self.rows if r.error and r.symbol and r.account_id in ids}
 
-def _find(headers: list[str], *candidates: str, prefix: tuple[str, ...] = ()) -> int | None:
-    for i, h in enumerate(headers):
-        if h in candidates:
-            return i
-    for i, h in enumerate(headers):
-        if any(h.startswith(p) for p in prefix):
-            return i
-    return None
+    def holdings(self, account_ids: Iterable[str] | None = None) -> list[Holding]:
+        """One holding per symbol: shares summed over the chosen accounts.
 
+        Symbols with a row in error are left out whole (a partial sum would be wrong);
+        price and name come from the symbol's first row.
+        """
+        ids = self._ids(account_ids)
+        if not ids:
+            return []
+        shares, _cash = merge_accounts(self.imp, ids)
+        bad = self.error_symbols(ids)
+        first: dict[str, ImportRow] = {}
+        accounts: dict[str, list[str]] = {}
+        for r in self.rows:
+            if r.ok and r.account_id in ids:
+                first.setdefault(r.symbol, r)
+                if r.account and r.account not in accounts.setdefault(r.symbol, []):
+                    accounts[r.symbol].append(r.account)
+        out = []
+        for symbol, quantity in shares.items():
+            row = first.get(symbol)
+            if row is None or symbol in bad:
+                continue
+            label = ", ".join(accounts.get(symbol, []))
+            out.append(Holding(row.symbol, quantity, row.price, label, row.name))
+        return out
 
-@dataclass
-class _Columns:
-    symbol: int
-    shares: int
-    price: int | None
-    value: int | None
-    name: int | None
-    account: int | None
+    def cash_by_currency(self, account_ids: Iterable[str] | None = None) -> dict[str, float]:
+        """Cash per currency summed over the chosen accounts (negative: margin loan)."""
+        ids = self._ids(account_ids)
+        return merge_accounts(self.imp, ids)[1] if ids else {}
 
-    @classmethod
-    def detect(cls, cells: list[str]) -> _Columns | None:
-        headers = [c.strip().lower() for c in cells]
-        symbol = _find(headers, *_SYMBOL_HEADERS)
-        shares = _find(
-            headers,
-            "shares",
-            "quantity",
-            "qty",
-            "units",
-            "position",
-            "qty (quantity)",
-            prefix=("quantity", "qty"),
-        )
-        if symbol is None or shares is None:
-            return None
-        price = _find(headers, "price", "last price", "last", "close", "price ($)")
-        value = _find(
-            headers,
-            "market value",
-            "mkt val (market value)",
-            "value",
-            "current value",
-            prefix=("market value", "mkt val"),
-        )
-        return cls(
-            symbol=symbol,
-            shares=shares,
-            price=price,
-            value=value,
-            name=_find(headers, *_NAME_HEADERS),
-            account=_find(headers, *_ACCOUNT_HEADERS),
-        )
+    def cash(self, account_ids: Iterable[str] | None = None) -> float | None:
+        """Cash in the portfolio currency; None when the chosen accounts hold none."""
+        return self.cash_by_currency(account_ids).get(self.currency)
 
+    def unmapped(
+        self, fund_map: Container[str], account_ids: Iterable[str] | None = None
+    ) -> list[str]:
+        """Importable symbols of the chosen accounts that the fund map does not know."""
+        ids = self._ids(account_ids)
+        if not ids:
+            return []
+        bad = self.error_symbols(ids)
+        return [s for s in unmapped_symbols(self.imp, fund_map, ids) if s not in bad]
 
-def _cell(cells: list[str], i: int | None) -> str:
-    return cells[i].strip() if i is not None and i < len(cells) else ""
-
-
-def parse_holdings_text(text: str, source: str = "holdings file") -> ParsedImport:
-    """Parse holdings CSV text; see the module docstring for the layouts understood.
-
-    Raises
-    ------
-    DataError
-        When no header row with a symbol and a share column is found.
-    """
-    sample = text[:4096]
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, ",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    lines = list(csv.reader(io.StringIO(text), dialect))
-    result = ParsedImport(source=source, format="generic")
-    columns: _Columns | None = None
-    account = ""
-    cash_total: float | None = None
-    account_value = 0.0
-    totals: list[tuple[int, float, float]] = []
-    for number, cells in enumerate(lines, start=1):
-        if not any(c.strip() for c in cells):
-            continue
-        filled = [c for c in cells if c.strip()]
-        detected = _Columns.detect(cells)
-        if detected is not None:
-            columns = detected
-            account_value = 0.0
-            continue
-        title = filled[0].strip() if len(filled) == 1 else ""
-        match = _TITLE.match(title) if title else None
-        if title and (len(cells) == 1 or match or columns is None):
-            # A title line: Schwab's "Positions for account X as of ..." or an account name.
-            if match:
-                result.format = "schwab"
-                account = match.group(1).strip()
-            elif columns is not None:
-                account = title
-            continue
-        if columns is None:
-            continue
-        symbol_text = _cell(cells, columns.symbol)
-        upper = symbol_text.upper()
-        if upper in _TOTAL_SYMBOLS:
-            try:
-                total = parse_money(_cell(cells, columns.value))
-            except ValueError:
-                total = None
-            if total is not None:
-                totals.append((number, total, account_value))
-            continue
-        row = ImportRow(
-            line=number,
-            symbol=upper,
-            name=_cell(cells, columns.name),
-            account=_cell(cells, columns.account) or account,
-        )
-        if upper in _CASH_SYMBOLS or upper.startswith("CASH &"):
-            try:
-                amount = (
-                    parse_money(_cell(cells, columns.value)) if columns.value is not None else None
+    def notes(self, account_ids: Iterable[str] | None = None) -> list[str]:
+        """What the user should know besides row errors: foreign cash, summed rows, warnings."""
+        ids = self._ids(account_ids)
+        notes: list[str] = []
+        for ccy, amount in self.cash_by_currency(ids).items():
+            if ccy != self.currency:
+                notes.append(
+                    f"Cash of {amount:,.2f} {ccy} is not imported: the portfolio is in "
+                    f"{self.currency}."
                 )
-                if amount is None:
-                    amount = parse_money(_cell(cells, columns.shares))
-            except ValueError:
-                amount = None
-            if amount is None:
-                result.notes.append(f"line {number}: a cash row without an amount was skipped")
-            else:
-                cash_total = (cash_total or 0.0) + amount
-                account_value += amount
-            continue
-        if not symbol_text:
-            row.error = "no symbol"
-            result.rows.append(row)
-            continue
-        try:
-            row.symbol = normalise_symbol(symbol_text)
-        except ValidationError as exc:
-            row.error = str(exc)
-            result.rows.append(row)
-            continue
-        shares_text = _cell(cells, columns.shares)
-        try:
-            row.shares = parse_money(shares_text)
-        except ValueError:
-            row.error = f"shares {shares_text!r} is not a number"
-        if row.shares is None and not row.error:
-            row.error = f"no share count (the share cell is {shares_text or 'empty'!r})"
-        price_text = _cell(cells, columns.price)
-        try:
-            row.price = parse_money(price_text) if columns.price is not None else None
-        except ValueError:
-            row.error = row.error or f"price {price_text!r} is not a number"
-        if row.price is not None and row.price <= 0 and not row.error:
-            row.error = f"price {price_text!r} is not positive"
-        try:
-            row.market_value = parse_money(_cell(cells, columns.value))
-        except ValueError:
-            row.market_value = None
-        if row.market_value is None and row.shares is not None and row.price is not None:
-            row.market_value = row.shares * row.price
-        if row.market_value is not None:
-            account_value += row.market_value
-        result.rows.append(row)
-    if columns is None:
-        raise DataError(
-            "no header row with a symbol column (Symbol or Ticker) and a share column "
-            "(Shares, Quantity or Qty) was found; add one, or export 'Positions' from your "
-            "broker as CSV",
-            path=source,
-        )
-    for number, total, summed in totals:
-        if not math.isclose(total, summed, rel_tol=1e-3, abs_tol=1.0):
-            result.notes.append(
-                f"line {number}: the account total {total:,.2f} differs from the sum of the "
-                f"rows {summed:,.2f}; check for rows that could not be read"
-            )
-    seen: dict[str, int] = {}
-    for row in result.rows:
-        if row.ok:
-            if row.symbol in seen:
-                result.notes.append(
-                    f"{row.symbol} appears on lines {seen[row.symbol]} and {row.line}: the "
-                    "shares are added together"
-                )
-            else:
-                seen[row.symbol] = row.line
-    result.cash = cash_total
-    return result
+        seen: dict[str, int] = {}
+        for r in self.rows:
+            if r.ok and r.account_id in ids:
+                if r.symbol in seen:
+                    notes.append(
+                        f"{r.symbol} is on lines {seen[r.symbol]} and {r.line}: the shares "
+                        "are added together."
+                    )
+                else:
+                    seen[r.symbol] = r.line
+        notes.extend(self.imp.warnings)
+        return notes
 
 
-def from_positions_import(imp: PositionsImport, currency: str = "USD") -> ParsedImport:
-    """Rows of the preview from core's broker parse (positions, skipped lines, cash)."""
-    result = ParsedImport(source=imp.source or "", format=imp.broker)
+def preview(imp: PositionsImport, currency: str = "USD") -> ParsedImport:
+    """Rows of the preview from core's parse, checked against the portfolio.
+
+    A position becomes an error row when its symbol is not a ticker the portfolio
+    accepts, its price is not positive, or it is priced in another currency than the
+    portfolio's. A :class:`~core.brokers.generic.RowError` (a cell the mapping could not
+    read) becomes an error row naming its column; other skipped lines keep their reason.
+    """
+    result = ParsedImport(imp, currency)
     for account in imp.accounts:
-        label = account.account_name or account.account_id
+        label = account_label(account.account_id, account.account_name)
         for p in account.positions:
             row = ImportRow(
                 line=p.row,
@@ -342,67 +228,168 @@ def from_positions_import(imp: PositionsImport, currency: str = "USD") -> Parsed
                 market_value=p.market_value,
                 name=p.description,
                 account=label,
+                account_id=account.account_id,
+                currency=p.currency,
             )
             try:
                 row.symbol = normalise_symbol(p.symbol)
             except ValidationError as exc:
                 row.error = str(exc)
-            if p.currency != currency:
-                row.error = row.error or (f"priced in {p.currency}; the portfolio is in {currency}")
-            elif row.price is not None and row.price <= 0:
-                row.error = row.error or f"price {row.price:g} is not positive"
+            if not row.error and p.currency != currency:
+                row.error = f"priced in {p.currency}; the portfolio is in {currency}"
+            if not row.error and p.price is not None and p.price <= 0:
+                row.error = f"price {p.price:g} is not positive"
             result.rows.append(row)
-        for ccy, amount in account.cash.items():
-            if ccy == currency:
-                result.cash = (result.cash or 0.0) + amount
-            else:
-                result.notes.append(
-                    f"{label}: cash of {amount:,.2f} {ccy} is not imported (the portfolio is in "
-                    f"{currency})"
-                )
     for s in imp.skipped:
-        result.rows.append(ImportRow(line=s.row, symbol="", name=s.text, skipped=s.reason))
+        if isinstance(s, RowError):
+            where = f"{s.column}: " if s.column else ""
+            result.rows.append(
+                ImportRow(
+                    line=s.row, symbol="", name=s.text, error=where + s.reason, column=s.column
+                )
+            )
+        else:
+            result.rows.append(ImportRow(line=s.row, symbol="", name=s.text, skipped=s.reason))
     result.rows.sort(key=lambda r: r.line)
-    result.notes.extend(imp.warnings)
     return result
 
 
-def parse_holdings_file(path: str | os.PathLike[str], currency: str = "USD") -> ParsedImport:
-    """Read a holdings file: a broker export through core, anything else as generic CSV.
+def empty_preview(source: str, currency: str = "USD") -> ParsedImport:
+    """The preview of nothing (a column mapping that cannot be read yet)."""
+    return ParsedImport(PositionsImport("generic", "generic", source=source), currency)
+
+
+@dataclass(frozen=True)
+class HoldingsFile:
+    """A file chosen for import: its bytes (read once) and what core made of them.
+
+    Attributes
+    ----------
+    name : str
+        File name, for titles and messages.
+    data : bytes
+        The file as read; every parse works on this snapshot.
+    broker_import : PositionsImport or None
+        The broker parse when core recognised the export; None for any other table,
+        which then needs a column mapping.
+    header, rows : tuple
+        The table's column names and data rows as text (generic tables only).
+    lines : tuple of int
+        The file's line number of each of ``rows``.
+    """
+
+    name: str
+    data: bytes
+    broker_import: PositionsImport | None = None
+    header: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+    lines: tuple[int, ...] = ()
+
+    @property
+    def is_broker(self) -> bool:
+        return self.broker_import is not None
+
+    @property
+    def layout(self) -> str:
+        """:func:`core.brokers.layout_key` of the header (generic tables)."""
+        return layout_key(self.header)
+
+    def parse(self, mapping: GenericMapping) -> PositionsImport:
+        """Read the table with a column mapping, every unreadable row reported.
+
+        Raises DataError when a mapped column is not in the header.
+        """
+        return parse_generic(self.data, mapping, filename=self.name, collect_errors=True)
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read() if limit is None else fh.read(limit)
+    except FileNotFoundError:
+        raise DataError("file not found", path=path.name) from None
+    except IsADirectoryError:
+        raise DataError("this is a folder, not a file", path=path.name) from None
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or exc})", path=path.name) from None
+
+
+def open_holdings_file(
+    source: str | os.PathLike[str] | bytes, *, filename: str | None = None
+) -> HoldingsFile:
+    """Read a holdings file once: a broker export is parsed, any other table previewed.
+
+    Parameters
+    ----------
+    source : path or bytes
+        The file (CSV of any common encoding, or .xlsx), or its bytes.
+    filename : str, optional
+        Name for messages (required for bytes of an .xlsx workbook without its zip
+        signature, which never happens for a real one).
 
     Raises
     ------
     DataError
-        Unreadable file, a broken broker export (names the row), or no holdings header.
+        Unreadable or empty file, a broken broker export (names the row and column), or
+        a table without a row of column names.
     """
+    if isinstance(source, bytes):
+        data, name = source, filename or "holdings.csv"
+    else:
+        path = Path(source)
+        data, name = _read_bytes(path), filename or path.name
     try:
-        imp = parse_positions(path)
+        return HoldingsFile(name, data, broker_import=parse_positions(data, filename=name))
     except UnrecognisedExportError:
-        if Path(path).suffix.lower() in (".xlsx", ".xlsm"):
-            # Workbooks: core's generic reader with the column mapping it guesses.
-            header, _rows = read_table(path)
-            mapping = guess_mapping(header)
-            if mapping is None:
-                raise DataError(
-                    "no symbol and quantity columns in the first sheet; name them Symbol "
-                    "and Quantity",
-                    path=str(path),
-                ) from None
-            imp = parse_generic(path, mapping)
-        else:
-            text = read_text_any_encoding(path)
-            return parse_holdings_text(text, source=str(path))
-    imp.source = str(path)
-    return from_positions_import(imp, currency)
+        table = load_table(data, filename=name)
+        return HoldingsFile(
+            name,
+            data,
+            header=tuple(table.header),
+            rows=tuple(map(tuple, table.rows)),
+            lines=tuple(table.lines),
+        )
 
 
 def looks_like_holdings(path: str | os.PathLike[str]) -> bool:
-    """True if the file has a holdings header (used to route a dropped CSV)."""
-    try:
-        head = Path(path).read_bytes()[:8192].decode("utf-8", errors="replace")
-    except OSError:
+    """True for a broker export or a table with a known or guessable holdings layout.
+
+    Routes a dropped file: holdings go to the import preview, anything else (a price
+    history, say) to the market-data loader. A large text file is judged by its first
+    :data:`SNIFF_BYTES` (price histories are large, holdings files small).
+    """
+    p = Path(path)
+    if p.suffix.lower() in (".json", ".gz", ".zip"):
         return False
-    for cells in csv.reader(io.StringIO(head)):
-        if _Columns.detect(cells) is not None:
+    try:
+        head = _read_bytes(p, SNIFF_BYTES + 1)
+        if len(head) > SNIFF_BYTES:
+            if head.startswith(b"PK\x03\x04"):
+                head = _read_bytes(p)  # a workbook is read whole or not at all
+            else:
+                head = head[: head.rfind(b"\n", 0, SNIFF_BYTES) + 1] or head[:SNIFF_BYTES]
+        if detect_broker(head, filename=p.name) is not None:
             return True
-    return False
+        header, _rows = read_table(head, filename=p.name)
+    except StackOptError:
+        return False
+    if guess_mapping(header) is not None:
+        return True
+    # A layout the user mapped before is holdings too, whatever its column names.
+    from desktop.dialogs import app_settings  # Qt settings, only for this question
+    from desktop.import_mapping import MappingMemory
+
+    return MappingMemory(app_settings()).get(header) is not None
+
+
+__all__ = [
+    "SNIFF_BYTES",
+    "HoldingsFile",
+    "ImportRow",
+    "ParsedImport",
+    "account_label",
+    "empty_preview",
+    "looks_like_holdings",
+    "open_holdings_file",
+    "preview",
+]

@@ -44,12 +44,14 @@ from desktop.formatting import money, percent
 from desktop.holdings_import import looks_like_holdings
 from desktop.market_data_dialog import MarketDataDialog
 from desktop.session import Session
+from desktop.tabs.backtest_tab import BacktestTab
 from desktop.tabs.constraints_tab import ConstraintsTab
 from desktop.tabs.fund_exposures_tab import FundExposuresTab
 from desktop.tabs.holdings_tab import HoldingsTab
 from desktop.tabs.results_tab import ResultsTab
 from desktop.tabs.views_tab import ViewsTab
 from desktop.undo_commands import RenameWorkspaceCommand
+from desktop.workers import SolverThread
 
 FILE_FILTER = "StackOpt workspace (*.stackopt.json *.json);;All files (*)"
 MAX_RECENT = 8
@@ -108,7 +110,11 @@ class MainWindow(QMainWindow):
         self.fund_exposures_tab = FundExposuresTab(self.session)
         self.constraints_tab = ConstraintsTab(self.session)
         self.views_tab = ViewsTab(self.session)
-        self.results_tab = ResultsTab(self.session)
+        # ONE solver thread for every optimization (cvxpy is not thread-safe).
+        self.solver_thread = SolverThread(self)
+        self.results_tab = ResultsTab(self.session, solver=self.solver_thread)
+        self.results_tab.infeasible.connect(self.constraints_tab.highlight_conflicts)
+        self.backtest_tab = BacktestTab(self.session, solver=self.solver_thread)
         self.holdings_model = self.holdings_tab.model
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -118,6 +124,7 @@ class MainWindow(QMainWindow):
             (self.constraints_tab, "Constraints"),
             (self.views_tab, "Views"),
             (self.results_tab, "Results"),
+            (self.backtest_tab, "Backtest"),
         ):
             self.tabs.addTab(tab, title)
         self.setCentralWidget(self.tabs)
@@ -440,7 +447,9 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------- drag and drop
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
         paths = _local_paths(event)
-        if paths and all(p.lower().endswith((".json", *_PRICE_SUFFIXES)) for p in paths):
+        if paths and all(
+            p.lower().endswith((".json", ".xlsx", ".xlsm", *_PRICE_SUFFIXES)) for p in paths
+        ):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -521,6 +530,7 @@ class MainWindow(QMainWindow):
             shutdown = getattr(self.tabs.widget(i), "shutdown", None)
             if callable(shutdown):
                 shutdown()
+        self.solver_thread.shutdown()  # cancel, then wait for the job in progress
         event.accept()
         super().closeEvent(event)
 

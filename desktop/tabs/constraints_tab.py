@@ -609,13 +609,7 @@ class ConstraintsTab(QWidget):
         self.issues = issues
         problems = [i for i in issues if i.kind != "info"]
         if problems:
-            items = "".join(f"<li>{_escape(i.message)}</li>" for i in problems)
-            self.banner.setText(
-                "<b>These constraints contradict each other or are invalid; no optimization "
-                f"can meet them:</b><ul style='margin: 2px 0 0 -20px;'>{items}</ul>"
-            )
-            self.banner.setVisible(True)
-            self.status.setText("")
+            self._show_banner(problems)
         else:
             self.banner.setVisible(False)
             info = [i.message for i in issues if i.kind == "info"]
@@ -627,6 +621,38 @@ class ConstraintsTab(QWidget):
         self._apply_highlights(problems)
         self.checked.emit(issues)
         return issues
+
+    def _show_banner(self, problems: list[Issue]) -> None:
+        items = "".join(f"<li>{_escape(i.message)}</li>" for i in problems)
+        self.banner.setText(
+            "<b>These constraints contradict each other or are invalid; no optimization "
+            f"can meet them:</b><ul style='margin: 2px 0 0 -20px;'>{items}</ul>"
+        )
+        self.banner.setVisible(True)
+        self.status.setText("")
+
+    def highlight_conflicts(self, conflicts: list[str]) -> list[Issue]:
+        """Flag the constraints an optimizer's InfeasibleError names (after a failed run).
+
+        ``conflicts`` are the messages of ``InfeasibleError.conflicts`` (or its text when
+        it names none). Those the live check does not already show join its banner and
+        highlights until the next edit re-checks. Returns the issues added.
+        """
+        self.check_now()
+        c = self.session.workspace.constraints
+        known = set(self.messages())
+        added = [
+            Issue(text, _targets_of_conflict(text, c) or _targets_of_run_failure(text))
+            for text in dict.fromkeys(conflicts)
+            if text and text not in known
+        ]
+        if added:
+            self.issues = [*self.issues, *added]
+            problems = [i for i in self.issues if i.kind != "info"]
+            self._show_banner(problems)
+            self._apply_highlights(problems)
+            self.checked.emit(self.issues)
+        return added
 
     def _apply_highlights(self, problems: list[Issue]) -> None:
         per_model: dict[str, dict[tuple[str, str], str]] = {
@@ -671,6 +697,21 @@ class ConstraintsTab(QWidget):
     def is_flagged(self, name: str) -> bool:
         """True if the form field ``name`` is highlighted by the last check."""
         return name in self.flagged_fields
+
+
+def _targets_of_run_failure(text: str) -> list[tuple[str, ...]]:
+    """Fields named by an optimizer failure that the linear check cannot see."""
+    low = text.lower()
+    targets: list[tuple[str, ...]] = []
+    if "volatility target" in low or "target volatility" in low:
+        targets.append(("form", "target_volatility"))
+    if "target return" in low or "return target" in low:
+        targets.append(("form", "target_return"))
+    if "notional" in low:
+        targets.append(("form", "max_total_notional"))
+    if "turnover" in low:
+        targets.append(("form", "max_turnover"))
+    return targets
 
 
 def _escape(text: str) -> str:

@@ -31,13 +31,16 @@ from desktop.dialogs import (
     show_error,
 )
 from desktop.formatting import money, percent
-from desktop.holdings_import import ParsedImport, parse_holdings_file
+from desktop.holdings_import import HoldingsFile, open_holdings_file
 from desktop.models.holdings_model import FIXED_COLUMNS, NAME, HoldingsModel
 from desktop.plots.exposure_bars_plot import GROUP_COLORS, ExposureBarsPlot
 from desktop.session import Session
 from desktop.undo_commands import AddHoldingCommand, RemoveHoldingsCommand
 
-HOLDINGS_FILTER = "Holdings CSV (*.csv *.txt);;All files (*)"
+HOLDINGS_FILTER = (
+    "Holdings files (*.csv *.txt *.tsv *.xlsx *.xlsm);;CSV (*.csv *.txt *.tsv);;"
+    "Excel workbooks (*.xlsx *.xlsm);;All files (*)"
+)
 
 
 class HoldingsTab(QWidget):
@@ -56,11 +59,11 @@ class HoldingsTab(QWidget):
         self.add_button.setToolTip("Add a fund by its ticker")
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Remove the selected holdings (Delete)")
-        self.import_button = QPushButton("Import CSV...")
+        self.import_button = QPushButton("Import holdings...")
         self.import_button.setToolTip(
             "Read holdings from a broker's positions export (Schwab, Fidelity, Vanguard, "
-            "Interactive Brokers, DEGIRO) or any CSV with symbol and shares columns; you "
-            "see a preview first"
+            "Interactive Brokers, DEGIRO) or any CSV or Excel table (you choose its "
+            "columns); you see a preview first"
         )
         self.add_button.clicked.connect(self.add_holding_dialog)
         self.remove_button.clicked.connect(self.remove_selected)
@@ -293,7 +296,11 @@ class HoldingsTab(QWidget):
         return True
 
     def import_file(self, path: str | None = None) -> bool:
-        """Preview and import a holdings CSV; returns True when holdings changed."""
+        """Import holdings from a broker export or any CSV/Excel table (menu, button, drop).
+
+        Shows the import dialog (column mapping for an unknown table, then the preview);
+        nothing changes unless the user accepts. Returns True when holdings changed.
+        """
         if path is None:
             path, _ = QFileDialog.getOpenFileName(
                 self, "Import holdings", last_folder(), HOLDINGS_FILTER
@@ -302,14 +309,14 @@ class HoldingsTab(QWidget):
                 return False
             remember_folder(path)
         try:
-            parsed = parse_holdings_file(path, self.session.workspace.portfolio.currency)
+            file = open_holdings_file(path)
         except StackOptError as exc:
             show_error(self, "Cannot import holdings", str(exc))
             return False
-        return self.preview_import(parsed)
+        return self.preview_import(file)
 
-    def preview_import(self, parsed: ParsedImport) -> bool:
-        dialog = self.make_import_dialog(parsed)
+    def preview_import(self, file: HoldingsFile) -> bool:
+        dialog = self.make_import_dialog(file)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return False
         try:
@@ -318,12 +325,13 @@ class HoldingsTab(QWidget):
             show_error(self, "Cannot import holdings", str(exc))
             return False
         self.session.undo_stack.push(command)
+        dialog.remember_mapping()
         self.show_message(f"Done: {command.text()} (Undo reverts it).", error=False)
         return True
 
-    def make_import_dialog(self, parsed: ParsedImport) -> HoldingsImportDialog:
-        """The preview dialog (a method so that tests can drive it)."""
-        return HoldingsImportDialog(self.session, parsed, self)
+    def make_import_dialog(self, file: HoldingsFile) -> HoldingsImportDialog:
+        """The import dialog (a method so that tests can drive it)."""
+        return HoldingsImportDialog(self.session, file, self)
 
 
 __all__ = ["FIXED_COLUMNS", "HoldingsTab"]

@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QMessageBox
 
+from core.brokers import guess_mapping
 from core.exposures import ExposureCalculator
 from core.workspace import Workspace
-from desktop.holdings_import import parse_holdings_file, parse_holdings_text
+from desktop.holdings_import import HoldingsFile, ParsedImport, open_holdings_file, preview
 from desktop.models.holdings_model import (
     FIXED_COLUMNS,
     NAME,
@@ -77,6 +78,16 @@ def _cell(model: HoldingsModel, symbol: str, column: int, role=RawRole):
 
 def _shares(session: Session, symbol: str) -> float:
     return session.workspace.portfolio[symbol].shares
+
+
+def _open(text: str, name: str) -> HoldingsFile:
+    return open_holdings_file(text.encode("utf-8"), filename=name)
+
+
+def _generic(text: str, name: str, currency: str = "USD") -> ParsedImport:
+    """A generic table read as the import dialog first reads it: the guessed mapping."""
+    file = _open(text, name)
+    return preview(file.parse(guess_mapping(list(file.header))), currency)
 
 
 # ------------------------------------------------------------------------- model
@@ -325,48 +336,52 @@ def test_unpriced_holding_is_flagged_and_values_wait(qtbot, session):
 def test_schwab_positions_export_is_read_by_core_brokers(tmp_path):
     path = tmp_path / "Individual-Positions-2026-07-31.csv"
     path.write_text(SCHWAB, encoding="utf-8")
-    parsed = parse_holdings_file(path)
-    assert parsed.format == "schwab"  # recognised by core.brokers.parse_positions
-    assert parsed.cash == 2500.0
+    file = open_holdings_file(path)
+    assert file.is_broker  # recognised by core.brokers.parse_positions
+    parsed = preview(file.broker_import)
+    assert parsed.format == "schwab"
+    assert parsed.cash() == 2500.0
     positions = [r for r in parsed.rows if not r.skipped]
     assert [r.symbol for r in positions] == ["RSSB", "VTI", "ZZZQ"]
     rssb, vti = positions[0], positions[1]
     assert (rssb.shares, rssb.price, rssb.market_value) == (1000, 30.0, 30000.0)
     assert vti.shares == 50.5
-    assert rssb.account == "Individual"
+    assert rssb.account == "Individual (...123)"
     skipped = {r.line: r.skipped for r in parsed.rows if r.skipped}
     assert "no quantity" in skipped[7]  # the broken row, by its line number
     assert "Account Total" in skipped[9]
 
 
 def test_broker_rows_in_another_currency_are_errors(tmp_path):
-    text = SCHWAB
     path = tmp_path / "positions.csv"
-    path.write_text(text, encoding="utf-8")
-    parsed = parse_holdings_file(path, currency="EUR")
+    path.write_text(SCHWAB, encoding="utf-8")
+    parsed = preview(open_holdings_file(path).broker_import, currency="EUR")
     assert all("priced in USD" in r.error for r in parsed.rows if not r.skipped)
-    assert parsed.cash is None and "not imported" in parsed.notes[0]
+    assert parsed.cash() is None and "not imported" in parsed.notes()[0]
+    assert parsed.holdings() == []
 
 
 def test_generic_csv_reports_each_bad_row_by_line():
-    parsed = parse_holdings_text(GENERIC_BAD, "mine.csv")
+    # core.brokers.parse_generic(collect_errors=True) reads every row it can; the
+    # preview adds the portfolio's checks (a ticker, a positive price) as row errors.
+    parsed = _generic(GENERIC_BAD, "mine.csv")
     assert parsed.format == "generic"
     by_line = {r.line: r for r in parsed.rows}
     assert by_line[3].ok and by_line[3].shares == 10 and by_line[3].price == 500
-    assert "'abc' is not a number" in by_line[4].error
-    assert "symbol" in by_line[5].error
+    assert "'abc' is not a number" in by_line[4].error and by_line[4].column == "shares"
+    assert by_line[5].skipped == "no symbol in this row"
     assert "not positive" in by_line[6].error
     assert by_line[7].ok and by_line[7].price is None
     assert "ticker" in by_line[8].error
-    assert parsed.cash is None
+    assert parsed.cash() is None
+    assert [h.symbol for h in parsed.holdings()] == ["SPY", "TLT"]
 
 
 def test_import_preview_changes_nothing_until_accepted(qtbot, tab, session, tmp_path):
     path = tmp_path / "positions.csv"
     path.write_text(SCHWAB, encoding="utf-8")
-    parsed = parse_holdings_file(path)
     before = session.workspace.to_dict()
-    dialog = tab.make_import_dialog(parsed)
+    dialog = tab.make_import_dialog(open_holdings_file(path))
     qtbot.addWidget(dialog)
     statuses = [dialog.model.index(r, STATUS).data() for r in range(dialog.model.rowCount())]
     assert statuses[0] == "OK"
@@ -404,8 +419,7 @@ def test_import_accepted_replaces_holdings_in_one_undo_step(tab, session, tmp_pa
 
 
 def test_import_merge_adds_to_current_holdings(qtbot, session, tab):
-    parsed = parse_holdings_text("symbol,quantity\nRSSB,12\nSPY,3\n", "extra.csv")
-    dialog = tab.make_import_dialog(parsed)
+    dialog = tab.make_import_dialog(_open("symbol,quantity\nRSSB,12\nSPY,3\n", "extra.csv"))
     qtbot.addWidget(dialog)
     dialog.merge.setChecked(True)
     session.workspace.prices["SPY"] = 500.0
@@ -416,36 +430,57 @@ def test_import_merge_adds_to_current_holdings(qtbot, session, tab):
 
 
 def test_import_preview_model_passes_qtmodeltester(qtmodeltester, session):
-    parsed = parse_holdings_text(GENERIC_BAD, "mine.csv")
-    model = ImportPreviewModel(parsed, session.workspace.fund_map)
+    model = ImportPreviewModel(_generic(GENERIC_BAD, "mine.csv"), session.workspace.fund_map)
     qtmodeltester.check(model, force_py=True)
 
 
 def test_preview_of_a_generic_file_lists_every_bad_row(qtbot, tab, tmp_path):
     path = tmp_path / "mine.csv"
     path.write_text(GENERIC_BAD, encoding="utf-8")
-    parsed = parse_holdings_file(path)
-    assert parsed.format == "generic"
-    dialog = tab.make_import_dialog(parsed)
+    file = open_holdings_file(path)
+    assert not file.is_broker
+    dialog = tab.make_import_dialog(file)
     qtbot.addWidget(dialog)
+    assert dialog.parsed.format == "generic"
     text = dialog.summary.text()
-    assert "2 of 6 positions will be imported" in text
-    assert "4 with errors will be left out (lines 4, 5, 6, 8)" in text
+    assert "2 of 5 positions will be imported" in text
+    assert "3 with errors will be left out (lines 4, 6, 8)" in text
     model = dialog.model
-    assert model.index(1, STATUS).data() == "error: shares 'abc' is not a number"
+    line4 = [r.line for r in dialog.parsed.rows].index(4)
+    assert model.index(line4, STATUS).data() == (
+        "error: shares: 'abc' is not a number; correct the cell or export the file again"
+    )
     dialog.reject()
 
 
-def test_import_of_a_file_without_holdings_says_why(tab, session, tmp_path, monkeypatch):
+def test_import_of_a_file_without_holdings_columns_asks_for_them(
+    tab, session, tmp_path, monkeypatch
+):
     path = tmp_path / "prices.csv"
     path.write_text("Date,SPY\n2026-01-02,500\n", encoding="utf-8")
+    seen = []
+
+    def exec_(dialog):
+        seen.append((dialog.page, dialog.next_button.isEnabled(), dialog.mapping_widget.problem))
+        return QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr("desktop.tabs.holdings_tab.HoldingsImportDialog.exec", exec_)
+    before = session.workspace.to_dict()
+    assert not tab.import_file(str(path))
+    assert seen == [(0, False, "Choose the symbol and quantity column.")]
+    assert session.workspace.to_dict() == before
+
+
+def test_import_of_a_file_without_a_header_says_why(tab, session, tmp_path, monkeypatch):
+    path = tmp_path / "numbers.csv"
+    path.write_text("1,2\n3,4\n", encoding="utf-8")
     shown = []
     monkeypatch.setattr(
         "desktop.tabs.holdings_tab.show_error", lambda parent, title, msg, *a: shown.append(msg)
     )
     before = session.workspace.to_dict()
     assert not tab.import_file(str(path))
-    assert "no header row with a symbol column" in shown[0]
+    assert "no header row found" in shown[0]
     assert session.workspace.to_dict() == before
 
 

@@ -61,7 +61,7 @@ def _price_csv(path: Path, bad_print: bool = True) -> pd.DataFrame:
 # ----------------------------------------------------------------- structure
 def test_tabs_in_order(window):
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert titles == ["Holdings", "Fund Exposures", "Constraints", "Views", "Results"]
+    assert titles == ["Holdings", "Fund Exposures", "Constraints", "Views", "Results", "Backtest"]
 
 
 def test_menus_have_the_standard_shortcuts(window):
