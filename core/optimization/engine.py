@@ -437,24 +437,32 @@ class OptimizationEngine:
         if form.has_cash:
             mu_v[-1] = risk_free_rate
         calc_notional = form.notionals
+
+        def point(i: int, v: np.ndarray, solver: str) -> FrontierPoint:
+            # round-off just outside a bound (-1e-11 for a long-only fund) is snapped back
+            v = np.where(
+                np.abs(v - np.clip(v, form.lb, form.ub)) < 1e-9, np.clip(v, form.lb, form.ub), v
+            )
+            w = v[: form.n_funds]
+            vol = float(np.sqrt(max(w @ cov @ w, 0.0)))
+            ret = float(mu_v @ v)
+            return FrontierPoint(
+                weights=pd.Series(w, index=symbols),
+                expected_return=ret,
+                volatility=vol,
+                sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
+                total_notional=float(np.abs(w) @ calc_notional),
+                cash_weight=float(v[-1]) if form.has_cash else 0.0,
+                index=i,
+                label=label,
+                solver=solver,
+            )
+
         if not form.general_only:
             traced = _frontier_by_path(form, mu, cov, risk_free_rate, n_points)
             if traced is not None:
                 for i, (v, solver) in enumerate(traced):
-                    w = v[: form.n_funds]
-                    vol = float(np.sqrt(max(w @ cov @ w, 0.0)))
-                    ret = float(mu_v @ v)
-                    yield FrontierPoint(
-                        weights=pd.Series(w, index=symbols),
-                        expected_return=ret,
-                        volatility=vol,
-                        sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
-                        total_notional=float(np.abs(w) @ calc_notional),
-                        cash_weight=float(v[-1]) if form.has_cash else 0.0,
-                        index=i,
-                        label=label,
-                        solver=solver,
-                    )
+                    yield point(i, v, solver)
                 return
         r_max, _ = mv.max_linear(form, mu_v)
         first = mv.min_volatility(form, cov, constraints)
@@ -470,21 +478,7 @@ class OptimizationEngine:
                     extra_ub=(-mu_v[None, :], np.array([-target]), [f"target return {target:.2%}"]),
                 )  # fmt: skip
                 warm = raw.extra.get("qp_solution")
-            v = raw.v
-            w = v[: form.n_funds]
-            vol = float(np.sqrt(max(w @ cov @ w, 0.0)))
-            ret = float(mu_v @ v)
-            yield FrontierPoint(
-                weights=pd.Series(w, index=symbols),
-                expected_return=ret,
-                volatility=vol,
-                sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
-                total_notional=float(np.abs(w) @ calc_notional),
-                cash_weight=float(v[-1]) if form.has_cash else 0.0,
-                index=i,
-                label=label,
-                solver=raw.solver,
-            )
+            yield point(i, raw.v, raw.solver)
 
     def frontier_with_and_without_leverage(
         self, symbols, expected_returns, covariance_matrix, constraints=None, n_points=50,

@@ -274,6 +274,8 @@ def test_frontier_is_monotone_lazy_and_leverage_helps(engine, model):
     lev = [p for p in pts if p.label == "with leverage"]
     plain = [p for p in pts if p.label == "without leverage"]
     assert len(lev) == len(plain) == 15
+    # long-only: no round-off below zero reaches the user (the trade generator refuses it)
+    assert all((p.weights >= 0).all() for p in pts)
     rets = [p.expected_return for p in lev]
     vols = [p.volatility for p in lev]
     assert np.all(np.diff(rets) > -1e-10) and np.all(np.diff(vols) > -1e-10)
