@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -1483,9 +1484,20 @@ class ResultsTab(QWidget):
     # ============================================================ staleness
     @Slot()
     def _inputs_changed(self) -> None:
-        self.recompute()
+        # The current-holdings analysis costs a third of a second at 2,000 funds: while
+        # another tab is on screen it waits until this tab is shown again.
+        if self.window().isVisible() and not self.isVisible():
+            self._recompute_pending = True
+        else:
+            self.recompute()
         self._refresh_settings()
         self._check_stale()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if getattr(self, "_recompute_pending", False):
+            self._recompute_pending = False
+            self.recompute()
 
     def _check_stale(self) -> None:
         """Compare the inputs now with those of the last run (and of the last trades)."""
