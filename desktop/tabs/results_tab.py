@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -133,6 +133,17 @@ class CurrentPortfolioResults:
     risk_by_type: pd.Series
     risk_free_rate: float
     as_of: str
+
+
+#: From this many held funds on, the current-holdings analysis runs off the GUI thread.
+ASYNC_ANALYSIS_FUNDS = 300
+
+
+def _analyse_or_error(ws: Workspace, assumptions: Any) -> tuple[Any, str]:
+    try:
+        return analyse_current_portfolio(ws, assumptions), ""
+    except StackOptError as exc:
+        return None, str(exc)
 
 
 def analyse_current_portfolio(
@@ -1530,14 +1541,37 @@ class ResultsTab(QWidget):
 
     # ===================================================== current holdings
     def recompute(self) -> None:
-        """The current holdings under the built-in assumptions (cheap; on the GUI thread)."""
+        """The current holdings under the built-in assumptions.
+
+        Small portfolios are analysed at once on the GUI thread (milliseconds); from
+        :data:`ASYNC_ANALYSIS_FUNDS` funds on, a snapshot of the workspace is analysed on
+        a worker thread (numpy only, so not the solver thread) and shown when it returns;
+        an answer for an older snapshot is dropped.
+        """
         ws = self.session.workspace
-        try:
-            self.results = analyse_current_portfolio(ws, self.assumptions)
-            self.error = ""
-        except StackOptError as exc:
-            self.results = None
-            self.error = str(exc)
+        self._analysis_generation = getattr(self, "_analysis_generation", 0) + 1
+        if len(ws.portfolio.symbols) < ASYNC_ANALYSIS_FUNDS:
+            self._show_current(ws, *_analyse_or_error(ws, self.assumptions))
+            return
+        snapshot = Workspace.from_dict(ws.to_dict())
+        generation = self._analysis_generation
+        assumptions = self.assumptions
+        worker = FunctionWorker(lambda: (snapshot, *_analyse_or_error(snapshot, assumptions)))
+        worker.signals.finished.connect(
+            lambda out, g=generation: (
+                self._show_current(*out) if g == self._analysis_generation else None
+            )
+        )
+        if not hasattr(self, "_analysis_pool"):
+            self._analysis_pool = QThreadPool(self)
+            self._analysis_pool.setMaxThreadCount(1)
+            self._analysis_jobs: list[FunctionWorker] = []
+        self._analysis_jobs = [j for j in self._analysis_jobs if not j.done.is_set()]
+        self._analysis_jobs.append(worker)
+        self._analysis_pool.start(worker)
+
+    def _show_current(self, ws: Workspace, results: Any, error: str) -> None:
+        self.results, self.error = results, error
         figures = (self.expected_return, self.volatility, self.sharpe, self.notional, self.cash)
         plots = (self.fund_risk_plot_current, self.type_risk_plot_current)
         if self.results is None:
@@ -1581,6 +1615,9 @@ class ResultsTab(QWidget):
         for job in (self.worker, self.trade_worker):
             if job is not None:
                 job.cancel()
+        if hasattr(self, "_analysis_pool"):
+            self._analysis_generation += 1  # a late answer is not shown any more
+            self._analysis_pool.waitForDone(timeout_ms)
         if self._own_solver:
             return self.solver.shutdown(timeout_ms)
         deadline = time.monotonic() + timeout_ms / 1000

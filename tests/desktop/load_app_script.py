@@ -116,6 +116,8 @@ def main(folder: Path) -> None:
                 "ticks": len(gaps),
                 "show_dialog_s": show_s,
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                # the current-holdings analysis of 2,000 funds arrives from its worker
+                "analysis_volatility": window.results_tab.volatility.value.text(),
             }
         )
     )

@@ -35,3 +35,4 @@ def test_app_stays_responsive_and_small_with_2000_funds_and_500_price_series(tmp
     # (m["max_gap_ms"]), not yet asserted: at 2,000 funds the tabs' reactions still block
     # it for 0.2-0.3 s (issue 9, open). Loading itself runs on a worker thread.
     assert m["ticks"] > 50
+    assert m["analysis_volatility"].endswith("%")  # analysed off the GUI thread, then shown
