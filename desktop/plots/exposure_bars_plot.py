@@ -30,6 +30,53 @@ NEGATIVE_COLOR = QColor(204, 0, 0)
 _BAR_THICKNESS = 0.64
 
 
+def bold_title(text: str) -> QLabel:
+    """The bold title line above a chart."""
+    label = QLabel(text)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def message_label(text: str) -> QLabel:
+    """Grey centred text shown in place of a chart (no data, an error to fix)."""
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #666;")
+    return label
+
+
+def horizontal_bar_plot(min_height: int, x_label: str) -> pg.PlotWidget:
+    """A static horizontal-bar plot: first bar on top, no mouse interaction, light grid."""
+    widget = pg.PlotWidget(background="w")
+    widget.setMinimumHeight(min_height)
+    item = widget.getPlotItem()
+    item.hideButtons()
+    item.setMenuEnabled(False)
+    item.setMouseEnabled(x=False, y=False)
+    item.showGrid(x=True, y=False, alpha=0.25)
+    item.getViewBox().invertY(True)  # first bar on top
+    for axis in (item.getAxis("left"), item.getAxis("bottom")):
+        axis.setPen(pg.mkPen(90, 90, 90))
+        axis.setTextPen(pg.mkPen(40, 40, 40))
+    item.getAxis("bottom").setLabel(x_label)
+    return widget
+
+
+def pooled_label(
+    plot_widget: pg.PlotWidget, pool: list[pg.TextItem], font: QFont, i: int
+) -> pg.TextItem:
+    """The i-th value label of a chart, created on first use and reused afterwards."""
+    while len(pool) <= i:
+        text = pg.TextItem("", color=(30, 30, 30), anchor=(0, 0.5))
+        text.setFont(font)
+        plot_widget.getPlotItem().addItem(text)
+        pool.append(text)
+    return pool[i]
+
+
 class ExposureBarsPlot(QWidget):
     """A titled horizontal bar chart; values are fractions shown as percent.
 
@@ -44,28 +91,10 @@ class ExposureBarsPlot(QWidget):
     def __init__(self, title: str = "", empty_text: str = "Nothing to show", parent=None):
         super().__init__(parent)
         self._empty_text = empty_text
-        self.title = QLabel(title)
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
-        self.message = QLabel(empty_text)
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #666;")
-        self.plot_widget = pg.PlotWidget(background="w")
-        self.plot_widget.setMinimumHeight(120)
+        self.title = bold_title(title)
+        self.message = message_label(empty_text)
+        self.plot_widget = horizontal_bar_plot(120, "% of portfolio value")
         item = self.plot_widget.getPlotItem()
-        item.hideButtons()
-        item.setMenuEnabled(False)
-        item.setMouseEnabled(x=False, y=False)
-        item.showGrid(x=True, y=False, alpha=0.25)
-        item.getViewBox().invertY(True)  # first bar on top
-        left = item.getAxis("left")
-        bottom = item.getAxis("bottom")
-        for axis in (left, bottom):
-            axis.setPen(pg.mkPen(90, 90, 90))
-            axis.setTextPen(pg.mkPen(40, 40, 40))
-        bottom.setLabel("% of portfolio value")
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=_BAR_THICKNESS, pen=None)
         item.addItem(self.bars)
         self.zero_line = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen(60, 60, 60, width=1))
@@ -96,12 +125,7 @@ class ExposureBarsPlot(QWidget):
         self.values = np.zeros(0)
 
     def _label(self, i: int) -> pg.TextItem:
-        while len(self._labels) <= i:
-            text = pg.TextItem("", color=(30, 30, 30), anchor=(0, 0.5))
-            text.setFont(self._label_font)
-            self.plot_widget.getPlotItem().addItem(text)
-            self._labels.append(text)
-        return self._labels[i]
+        return pooled_label(self.plot_widget, self._labels, self._label_font, i)
 
     def set_bars(
         self,

@@ -16,7 +16,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from desktop.plots.exposure_bars_plot import DEFAULT_COLOR
+from desktop.plots.exposure_bars_plot import (
+    DEFAULT_COLOR,
+    bold_title,
+    horizontal_bar_plot,
+    message_label,
+    pooled_label,
+)
 
 _HEIGHT = 0.36  # each of the two bars of a row
 _TINT = 0.35  # share of the colour in the capital bars' tint
@@ -51,26 +57,10 @@ class RiskPlot(QWidget):
         parent: QWidget | None = None,
     ):
         super().__init__(parent)
-        self.title = QLabel(title)
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
-        self.message = QLabel("Nothing to show")
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #666;")
-        self.plot_widget = pg.PlotWidget(background="w")
-        self.plot_widget.setMinimumHeight(140)
+        self.title = bold_title(title)
+        self.message = message_label("Nothing to show")
+        self.plot_widget = horizontal_bar_plot(140, "%")
         item = self.plot_widget.getPlotItem()
-        item.hideButtons()
-        item.setMenuEnabled(False)
-        item.setMouseEnabled(x=False, y=False)
-        item.showGrid(x=True, y=False, alpha=0.25)
-        item.getViewBox().invertY(True)
-        for axis in (item.getAxis("left"), item.getAxis("bottom")):
-            axis.setPen(pg.mkPen(90, 90, 90))
-            axis.setTextPen(pg.mkPen(40, 40, 40))
-        item.getAxis("bottom").setLabel("%")
         self.capital_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=_HEIGHT, pen=None)
         self.risk_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=_HEIGHT, pen=None)
         item.addItem(self.capital_bars)
@@ -114,12 +104,7 @@ class RiskPlot(QWidget):
         self.risk = np.zeros(0)
 
     def _label(self, i: int) -> pg.TextItem:
-        while len(self._labels) <= i:
-            text = pg.TextItem("", color=(30, 30, 30), anchor=(0, 0.5))
-            text.setFont(self._font)
-            self.plot_widget.getPlotItem().addItem(text)
-            self._labels.append(text)
-        return self._labels[i]
+        return pooled_label(self.plot_widget, self._labels, self._font, i)
 
     def set_bars(
         self,
