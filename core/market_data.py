@@ -218,8 +218,17 @@ def _split(line: str, delim: str) -> list[str]:
     return line.split(delim)
 
 
+_ASCII_BLANK = ' \t\r\n\x0b\x0c"'
+
+
 def _is_blank(line: str, delim: str) -> bool:
-    return not line.strip().replace(delim, "").replace('"', "").strip()
+    """True when the line holds only whitespace, delimiters and quotes."""
+    rest = line.strip(_ASCII_BLANK + delim)  # one C call: the common case
+    if not rest:
+        return True
+    if not rest[0].isspace() and not rest[-1].isspace():
+        return False  # ends on a character that is none of those: content
+    return not rest.replace(delim, "").replace('"', "").strip()  # Unicode spaces
 
 
 def _clean_header(cell: str) -> str:
@@ -405,7 +414,12 @@ def _parse_table(text: str, source: str) -> _Table:
         if stripped == header_line:
             notes.append(f"line {i + 1}: repeated header skipped")
             continue
-        cells = _split(ln, delim)
+        if '"' in ln:
+            cells = _split(ln, delim)
+            n_cells = len(cells)
+        else:  # split only as far as the date cell (a full split is 500 strings a line)
+            cells = ln.split(delim, date_col + 1)
+            n_cells = ln.count(delim) + 1
         cell = cells[date_col] if len(cells) > date_col else ""
         if _DATE_LIKE.match(cell):
             low = stripped.lower()
@@ -420,13 +434,15 @@ def _parse_table(text: str, source: str) -> _Table:
                     row=bad + 1,
                     column=date_name,
                 )
-            if len(cells) > len(names) and any(c.strip() for c in cells[len(names) :]):
+            if n_cells > len(names):
+                cells = _split(ln, delim)
+            if n_cells > len(names) and any(c.strip() for c in cells[len(names) :]):
                 raise DataError(
-                    f"row has {len(cells)} cells but the header names {len(names)} columns",
+                    f"row has {n_cells} cells but the header names {len(names)} columns",
                     path=source,
                     row=i + 1,
                 )
-            if len(cells) > len(names):
+            if n_cells > len(names):
                 # Trailing delimiters: keep the cells the header names.
                 buf = io.StringIO()
                 csv.writer(buf, delimiter=delim, lineterminator="").writerow(cells[: len(names)])
@@ -445,11 +461,14 @@ def _parse_table(text: str, source: str) -> _Table:
             column=date_name,
         )
 
+    # Only cells with a comma can be decimal-comma or grouped numbers; with ',' as the
+    # delimiter only quoted cells hold one.
     sample = [
         (k, j, c.strip('"'))
         for k, ln in enumerate(kept[:200])
+        if ("," in ln and delim != ",") or '"' in ln
         for j, c in enumerate(_split(ln, delim))
-        if j != date_col
+        if j != date_col and "," in c
     ]
     commas = [(k, j, c) for k, j, c in sample if _COMMA_NUMBER.fullmatch(c)]
     decimal_comma = delim != "," and any(not _AMBIGUOUS_COMMA.fullmatch(c) for _, _, c in commas)

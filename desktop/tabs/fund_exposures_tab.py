@@ -52,7 +52,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import StackOptError, ValidationError
 from core.exposures import AssetGroup, ExposureType, FundDefinition, FundExposureMap
-from core.market_data import clean_prices, fit_fund_map, read_prices
+from core.market_data import DataQualityReport, clean_prices, fit_fund_map, read_prices
 from core.portfolio import normalise_symbol
 from desktop.models.fund_map_model import (
     SYNC_REFIT_MAX,
@@ -104,8 +104,11 @@ def _load_and_fit(path: str, fund_map: FundExposureMap) -> dict[str, Any]:
     return result
 
 
-def _clean_and_fit(raw: pd.DataFrame, fund_map: FundExposureMap) -> dict[str, Any]:
-    cleaned, report = clean_prices(raw)
+def _clean_and_fit(
+    raw: pd.DataFrame, fund_map: FundExposureMap, report: DataQualityReport | None = None
+) -> dict[str, Any]:
+    """Repair ``raw`` (reusing its quality ``report`` when the loader made one), then fit."""
+    cleaned, report = clean_prices(raw, report)
     fits, skipped = fit_fund_map(cleaned, fund_map)
     return {
         "raw": raw,
@@ -773,8 +776,8 @@ class FundExposuresTab(QWidget):
         self._own_prices = market.prices
         self._price_source = ", ".join(Path(s).name for s in market.sources) or "loaded prices"
         fmap = self.session.workspace.fund_map.copy()
-        raw = market.prices
-        self._start(_Job(lambda: _clean_and_fit(raw, fmap)), self._on_loaded)
+        raw, report = market.prices, market.report  # checked once, by the loader
+        self._start(_Job(lambda: _clean_and_fit(raw, fmap, report)), self._on_loaded)
 
     def shutdown(self) -> None:
         """Stop background work (call before the window closes)."""

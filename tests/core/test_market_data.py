@@ -788,3 +788,28 @@ def test_map_disagreements_probes_need_significance() -> None:
     assert [(d.code, d.probe) for d in missing.disagreements] == [("UST_10Y", True)]
     assert map_disagreements(fund, fit, probes={"UST_10Y": (0.46, 0.3)}).ok  # t = 1.5
     assert map_disagreements(fund, fit, probes={"UST_10Y": (0.1, 0.01)}).ok  # small
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list(' \t,;"\u00a0\u2007x1.-')), max_size=12),
+    st.sampled_from([",", ";", "\t", "|"]),
+)
+def test_blank_line_test_is_the_plain_definition(line, delim):
+    """The fast blank-line test agrees with its definition: only spaces, delimiters, quotes."""
+    from core.market_data import _is_blank
+
+    assert _is_blank(line, delim) == (not line.replace(delim, "").replace('"', "").strip())
+
+
+def test_wide_file_with_quoted_and_unquoted_rows_reads_the_same(tmp_path):
+    """Rows are split only up to the date cell unless quoted; both kinds give one table."""
+    rows = ["Date,A,B,C", "2024-01-02,1.5,2.5,3.5", '"2024-01-03","1.6","2.6","3.6"']
+    rows += ["2024-01-04,1.7,2.7,3.7,,", "2024-01-05,1.8,2.8,3.8"]
+    path = tmp_path / "p.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    prices = read_prices(path)
+    assert list(prices.columns) == ["A", "B", "C"]
+    np.testing.assert_allclose(prices["B"].to_numpy(), [2.5, 2.6, 2.7, 2.8])
+    path.write_text("\n".join([*rows, "2024-01-08,1,2,3,4"]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="5 cells but the header names 4"):
+        read_prices(path)

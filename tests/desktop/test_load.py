@@ -31,8 +31,9 @@ def test_app_stays_responsive_and_small_with_2000_funds_and_500_price_series(tmp
     assert m["holdings_rows"] == 2001  # 2,000 funds plus the cash row
     assert m["loaded"] and m["price_shape"] == [20 * 252, 500]
     assert m["max_rss_mb"] < 2048
-    # The GUI thread's longest block while the prices load and the tabs react is reported
-    # (m["max_gap_ms"]), not yet asserted: at 2,000 funds the tabs' reactions still block
-    # it for 0.2-0.3 s (issue 9, open). Loading itself runs on a worker thread.
+    # The GUI thread's longest block while the prices load on a worker and the tabs react
+    # (measured 45-65 ms; 0.3 s before the GIL switch interval and the loader's line scan
+    # were fixed). The bound leaves room for a busy CI machine.
+    assert m["max_gap_ms"] < 150
     assert m["ticks"] > 50
     assert m["analysis_volatility"].endswith("%")  # analysed off the GUI thread, then shown
