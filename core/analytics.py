@@ -94,12 +94,7 @@ def _check_covariance(cov: Any, name: str) -> pd.DataFrame:
     if not np.allclose(a, a.T, rtol=1e-8, atol=1e-10 * scale):
         raise ValidationError(f"{name} is not symmetric", field=name)
     a = 0.5 * (a + a.T)
-    if np.diag(a).max() > 25.0:
-        raise ValidationError(
-            f"{name} has a variance of {np.diag(a).max():g} (a {math.sqrt(np.diag(a).max()):.0%}"
-            " volatility): it looks like it was computed from returns in percent; use fractions",
-            field=name,
-        )
+    _check_variance_units(np.diag(a), name)
     # one Cholesky decides the common case; the eigenvalue only for the message
     if not is_psd(a, 1e-10 * max(scale, 1.0) / scale):
         smallest = float(np.linalg.eigvalsh(a)[0])
@@ -109,6 +104,24 @@ def _check_covariance(cov: Any, name: str) -> pd.DataFrame:
             field=name,
         )
     return pd.DataFrame(a, index=cov.columns, columns=cov.columns)
+
+
+def _check_variance_units(variances: np.ndarray, name: str) -> None:
+    if variances.size and variances.max() > 25.0:
+        raise ValidationError(
+            f"{name} has a variance of {variances.max():g} (a {math.sqrt(variances.max()):.0%}"
+            " volatility): it looks like it was computed from returns in percent; use fractions",
+            field=name,
+        )
+
+
+def _check_return_units(mu: np.ndarray) -> None:
+    if mu.size and np.abs(mu).max() > 2.0:
+        raise ValidationError(
+            f"an expected return of {np.abs(mu).max():g} per year looks like percent; "
+            "enter 0.07 for 7%",
+            field="expected_returns",
+        )
 
 
 def _check_returns(returns: Any) -> pd.Series:
@@ -192,12 +205,7 @@ class PortfolioAnalytics:
             raise ValidationError(
                 "expected returns contain NaN or infinity", field="expected_returns"
             )
-        if np.abs(mu).max() > 2.0:
-            raise ValidationError(
-                f"an expected return of {np.abs(mu).max():g} per year looks like percent; "
-                "enter 0.07 for 7%",
-                field="expected_returns",
-            )
+        _check_return_units(mu)
         if isinstance(risk_free_rate, bool) or not isinstance(
             risk_free_rate, int | float | np.integer | np.floating
         ):
@@ -215,6 +223,39 @@ class PortfolioAnalytics:
         self.fund_map = fund_map
         self.risk_free_rate = float(risk_free_rate)
         self._pos = {s: i for i, s in enumerate(self.symbols)}
+        #: ExposureCalculators by type list, given by the optimizer that built them
+        self._calculators: dict[tuple[str, ...], Any] = {}
+
+    @classmethod
+    def _from_checked(
+        cls,
+        mu: np.ndarray,
+        sigma: np.ndarray,
+        symbols: list[str],
+        fund_map: FundExposureMap | None,
+        risk_free_rate: float,
+    ) -> PortfolioAnalytics:
+        """For the optimizer: inputs it has already checked and repaired (no O(n^3) again).
+
+        Only the cheap unit checks (percent instead of fractions) are repeated.
+        """
+        _check_variance_units(np.diag(sigma), "covariance")
+        _check_return_units(np.asarray(mu, dtype=float))
+        if abs(float(risk_free_rate)) > 0.5:
+            raise ValidationError(
+                f"risk_free_rate {risk_free_rate} looks like percent; enter 0.02 for 2%",
+                field="risk_free_rate",
+            )
+        self = cls.__new__(cls)
+        self.symbols = list(symbols)
+        self.mu = np.asarray(mu, dtype=float)
+        self.sigma = sigma
+        self.fund_map = fund_map
+        self.risk_free_rate = float(risk_free_rate)
+        self._pos = {s: i for i, s in enumerate(self.symbols)}
+        #: ExposureCalculators by type list, given by the optimizer that built them
+        self._calculators: dict[tuple[str, ...], Any] = {}
+        return self
 
     # ----------------------------------------------------------------- weights
     def _split(self, weights: WeightsLike, cash: float | None = None) -> tuple[np.ndarray, float]:
@@ -350,6 +391,9 @@ class PortfolioAnalytics:
                 "funds carry; estimate it for every exposure type held",
                 field="exposure_covariance",
             )
+        known = self._calculators.get(tuple(types))
+        if known is not None:
+            return known.matrix
         return ExposureCalculator(self.fund_map, self.symbols, types).matrix
 
     def exposure_risk_contributions(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -18,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError, InfeasibleError, StackOptWarning, ValidationError
-from core.exposures import ExposureCalculator, FundExposureMap
-from core.linalg import is_psd
+from core.exposures import ExposureCalculator, FundExposureMap, upper_symbols
+from core.linalg import fingerprint, is_psd
 from core.optimization import mean_variance as mv
 from core.optimization.constraints import (
     LinearForm,
@@ -40,7 +41,10 @@ def _vector(values: Any, symbols: list[str], what: str) -> np.ndarray:
     if isinstance(values, Mapping) and not isinstance(values, pd.Series):
         values = pd.Series(values, dtype=float)
     if isinstance(values, pd.Series):
-        idx = {str(k).upper(): v for k, v in values.items()}
+        # plain lists (iterating an Arrow-backed index item by item is 10x slower)
+        idx = dict(
+            zip((str(k).upper() for k in values.index.tolist()), values.tolist(), strict=True)
+        )
         missing = [s for s in symbols if s not in idx]
         if missing:
             raise ValidationError(f"{what} missing for: {', '.join(missing)}", field=what)
@@ -72,14 +76,51 @@ def _matrix(values: Any, symbols: list[str], what: str = "covariance") -> np.nda
             raise ValidationError(
                 f"{what} must be {len(symbols)}x{len(symbols)}, got {arr.shape}", field=what
             )
+    return arr  # NaN and infinity are found by prepare_covariance's fingerprint
+
+
+def _refuse_non_finite(arr: np.ndarray, symbols: list[str], what: str = "covariance") -> None:
     bad = sorted({symbols[i] for i in np.argwhere(~np.isfinite(arr)).ravel()})
     if bad:
         raise DataError(f"{what} has NaN or infinite entries for {', '.join(bad)}")
-    return arr
+
+
+#: Covariances already prepared, by fingerprint and symbols: (read-only matrix, repairs).
+_PREPARED: OrderedDict[tuple[bytes, tuple[str, ...]], tuple[np.ndarray, list[str]]] = OrderedDict()
+_PREPARED_KEPT = 4
+#: Larger matrices are not kept (a 2,500-fund covariance is 50 MB).
+_PREPARED_MAX_N = 2500
 
 
 def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Symmetrise and repair a covariance to PSD; say what was repaired."""
+    """Symmetrise and repair a covariance to PSD; say what was repaired.
+
+    The answer for the last few matrices is remembered by :func:`core.linalg.fingerprint`
+    (two matrix-vector products), so re-solving on the same covariance (a frontier click,
+    a new constraint, another objective) skips the O(n^3) check. The returned matrix is
+    the engine's own read-only copy.
+    """
+    key = None
+    if cov.size:
+        fp = fingerprint(cov)
+        if fp is None:  # NaN or infinity somewhere
+            _refuse_non_finite(cov, symbols)
+        if cov.shape[0] <= _PREPARED_MAX_N:
+            key = (fp, tuple(symbols))
+    if key is not None and key in _PREPARED:
+        _PREPARED.move_to_end(key)
+        prepared, repairs = _PREPARED[key]
+        return prepared, list(repairs)
+    prepared, repairs = _prepare_covariance(cov, symbols)
+    if key is not None:
+        prepared.flags.writeable = False  # a new array (symmetrised), never the caller's
+        _PREPARED[key] = (prepared, list(repairs))
+        if len(_PREPARED) > _PREPARED_KEPT:
+            _PREPARED.popitem(last=False)
+    return prepared, repairs
+
+
+def _prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray, list[str]]:
     repairs: list[str] = []
     asym = np.max(np.abs(cov - cov.T)) if cov.size else 0.0
     scale = max(float(np.max(np.abs(np.diag(cov)))) if cov.size else 1.0, 1e-300)
@@ -177,6 +218,7 @@ class OptimizationEngine:
         self.analytics = analytics
         self.fund_map = fund_map if fund_map is not None else FundExposureMap.default()
         self._assumptions = assumptions
+        self._exposure_cov_cache: dict[tuple[int, tuple[str, ...]], np.ndarray | None] = {}
 
     # ------------------------------------------------------------- plumbing
     @property
@@ -188,11 +230,17 @@ class OptimizationEngine:
         return self._assumptions
 
     def _exposure_covariance(self, codes: list[str]) -> np.ndarray | None:
-        try:
-            cov_x = self.assumptions.covariance(codes)
-        except Exception:  # noqa: BLE001 - a missing assumption only drops a breakdown
-            return None
-        return cov_x.loc[codes, codes].to_numpy(dtype=float)
+        assumptions = self.assumptions
+        key = (id(assumptions), tuple(codes))
+        if key not in self._exposure_cov_cache:  # built with pandas: once per type list
+            try:
+                cov_x = assumptions.covariance(codes).loc[codes, codes].to_numpy(dtype=float)
+            except Exception:  # noqa: BLE001 - a missing assumption only drops a breakdown
+                cov_x = None
+            if len(self._exposure_cov_cache) > 16:
+                self._exposure_cov_cache.clear()
+            self._exposure_cov_cache[key] = cov_x
+        return self._exposure_cov_cache[key]
 
     def _form(self, symbols, constraints, mu=None) -> LinearForm:
         return linear_form(symbols, constraints, self.fund_map, expected_returns=mu)
@@ -205,7 +253,7 @@ class OptimizationEngine:
         ``weights`` is a cvxpy Variable of length ``len(symbols)`` (fully invested) or
         ``len(symbols) + 1`` (last entry cash) when the constraints allow cash.
         """
-        form = self._form([s.upper() for s in symbols], constraints)
+        form = self._form(upper_symbols(symbols), constraints)
         return build_constraint_list(weights, form, constraints)
 
     def _result(
@@ -242,16 +290,16 @@ class OptimizationEngine:
         from core.analytics import PortfolioAnalytics
 
         mu_eff = mu if mu is not None else np.zeros(n)
-        analytics = PortfolioAnalytics(
-            pd.Series(mu_eff, index=form.symbols),
-            pd.DataFrame(cov, index=form.symbols, columns=form.symbols),
-            self.fund_map,
-            risk_free_rate=rf,
-        )
+        # the inputs were checked (and repaired) by _inputs: not again for every result
+        analytics = PortfolioAnalytics._from_checked(mu_eff, cov, form.symbols, self.fund_map, rf)
         vol = analytics.volatility(w)
         exp_ret = analytics.expected_return(w, cash=cash) if mu is not None else float("nan")
         sharpe = analytics.sharpe_ratio(w, cash=cash) if mu is not None else float("nan")
-        calc = ExposureCalculator(self.fund_map, form.symbols)
+        if form.calculator is not None:  # the form's, over the types the funds carry
+            calc = form.calculator.restricted(form.calculator.carried_types())
+        else:
+            calc = ExposureCalculator(self.fund_map, form.symbols)
+        analytics._calculators[tuple(calc.exposure_types)] = calc
         exposures = calc.portfolio_exposures(w)
         by_group = calc.exposure_by_group(w)
         if cash:
@@ -302,7 +350,7 @@ class OptimizationEngine:
         )
 
     def _inputs(self, symbols, expected_returns, covariance_matrix, constraints):
-        symbols = [str(s).upper() for s in symbols]
+        symbols = upper_symbols(symbols)
         if not symbols:
             raise ValidationError("no funds to optimize: add holdings or funds", field="symbols")
         if len(set(symbols)) != len(symbols):
@@ -518,25 +566,51 @@ class OptimizationEngine:
         exposure matrix (a fund's return is its exposures' returns), so it moves every
         fund that carries the exposure.
         """
+        return self._black_litterman(
+            upper_symbols(symbols), market_weights, covariance_matrix, views, risk_aversion,
+            tau, risk_free_rate, with_covariance,
+        )  # fmt: skip
+
+    def _black_litterman(
+        self, symbols, market_weights, covariance_matrix, views, risk_aversion, tau,
+        risk_free_rate, with_covariance,
+    ):  # fmt: skip
+        """:meth:`black_litterman` on upper-case ``symbols``."""
         from core.optimization import black_litterman as bl
 
-        symbols = [str(s).upper() for s in symbols]
         cov, _ = prepare_covariance(_matrix(covariance_matrix, symbols), symbols)
-        w_mkt = _vector(
-            pd.Series(market_weights).reindex(symbols).fillna(0.0), symbols, "market weights"
-        )
+        if isinstance(market_weights, Mapping | pd.Series):  # a fund not named weighs 0
+            given = (
+                market_weights
+                if isinstance(market_weights, pd.Series)
+                else pd.Series(dict(market_weights), dtype=float)
+            )
+            keys = given.index.tolist()
+            if keys == symbols or upper_symbols(keys) == symbols:  # one per fund, in order
+                market_weights = given.to_numpy(dtype=float)
+            else:
+                held = dict(zip(upper_symbols(keys), given.tolist(), strict=True))
+                market_weights = [held.get(s, 0.0) for s in symbols]
+        w_mkt = _vector(market_weights, symbols, "market weights")
         if w_mkt.sum() <= 0:
             raise ValidationError(
                 "market weights must sum to a positive amount", field="market_weights"
             )
         w_mkt = w_mkt / w_mkt.sum()
-        prior = bl.implied_equilibrium_returns(cov, w_mkt, risk_aversion, risk_free_rate)
-        calc = ExposureCalculator(self.fund_map, symbols)
-        P, Q = bl.views_to_matrices(list(views), symbols, calc.matrix, calc.exposure_types)
+        prior = bl.implied_equilibrium_returns(
+            cov, w_mkt, risk_aversion, risk_free_rate, checked=True
+        )
+        fund_names = set(symbols)
+        if all(str(a).strip().upper() in fund_names for v in views for a in v.assets):
+            P, Q = bl.views_to_matrices(list(views), symbols)  # views on funds only
+        else:  # a view on an exposure type is a view through the exposure matrix
+            calc = ExposureCalculator(self.fund_map, symbols)
+            P, Q = bl.views_to_matrices(list(views), symbols, calc.matrix, calc.exposure_types)
         conf = np.array([v.confidence for v in views]) if views else None
         post = bl.black_litterman_posterior(
-            prior, cov, P, Q, confidences=conf, tau=tau, with_covariance=with_covariance
-        )
+            prior, cov, P, Q, confidences=conf, tau=tau, with_covariance=with_covariance,
+            checked=True,
+        )  # fmt: skip
         return post, prior
 
     def black_litterman_returns(
@@ -551,11 +625,12 @@ class OptimizationEngine:
         risk_free_rate: float = 0.0,
     ) -> pd.Series:
         """Posterior expected returns (annual) after the views; see :meth:`black_litterman`."""
-        post, _ = self.black_litterman(
-            symbols, market_weights, covariance_matrix, views, risk_aversion,
-            tau=tau, risk_free_rate=risk_free_rate, with_covariance=False,
+        symbols = upper_symbols(symbols)
+        post, _ = self._black_litterman(
+            symbols, market_weights, covariance_matrix, views, risk_aversion, tau,
+            risk_free_rate, False,
         )  # fmt: skip
-        return pd.Series(post.mean, index=[str(s).upper() for s in symbols])
+        return pd.Series(post.mean, index=symbols)
 
     # ------------------------------------------------------- exposure matching
     def _fund_model(self, symbols: list[str]):
@@ -588,7 +663,7 @@ class OptimizationEngine:
         "UST_10Y": 0.6}`` is 100% equity plus 60% Treasuries).
         """
         t0 = time.perf_counter()
-        symbols = [str(s).upper() for s in symbols]
+        symbols = upper_symbols(symbols)
         constraints = constraints if constraints is not None else OptimizationConstraints()
         target = {str(k).upper(): float(v) for k, v in target_exposures.items()}
         unknown = [k for k in target if k not in self.fund_map.exposure_types]
@@ -723,7 +798,12 @@ class OptimizationEngine:
             result.objective = ObjectiveType.RISK_PARITY
             result.details["method"] = "risk parity by exposure type"
             return result
-        form = self._form(symbols, constraints.copy(target_volatility=None))
+        plain = (
+            constraints
+            if constraints.target_volatility is None
+            else constraints.copy(target_volatility=None)
+        )
+        form = self._form(symbols, plain)
         budgets = None
         if risk_budgets:
             budgets = np.array([float(risk_budgets.get(s, 0.0)) for s in symbols])

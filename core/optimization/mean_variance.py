@@ -150,23 +150,26 @@ def homogenised_rows(form: LinearForm, what: str) -> dict[str, Any]:
     var_names = [*form.symbols, "cash"] if form.has_cash else list(form.symbols)
     lb = np.zeros(nv + 1)
     ub = np.full(nv + 1, np.inf)
-    for i in range(nv):
-        if form.lb[i] != 0.0:
-            lb[i] = -np.inf
-            if np.isfinite(form.lb[i]):
-                r = np.zeros(nv + 1)
-                r[i], r[nv] = -1.0, form.lb[i]
-                rows.append(r[None, :])
-                names.append(f"minimum weight of {var_names[i]}")
-        if np.isfinite(form.ub[i]):
-            if form.ub[i] == 0.0:
-                ub[i] = 0.0
-            else:
-                r = np.zeros(nv + 1)
-                r[i], r[nv] = 1.0, -form.ub[i]
-                rows.append(r[None, :])
-                names.append(f"maximum weight of {var_names[i]}")
-    A_ub = np.vstack(rows) if rows else np.zeros((0, nv + 1))
+    f_lb, f_ub = np.asarray(form.lb[:nv], dtype=float), np.asarray(form.ub[:nv], dtype=float)
+    lb[:nv][f_lb != 0.0] = -np.inf
+    ub[:nv][f_ub == 0.0] = 0.0
+    # bound rows, built at once (a Python loop took 4 ms at 1,000 funds), in the order
+    # minimum then maximum of each variable in turn
+    lo_i = np.flatnonzero((f_lb != 0.0) & np.isfinite(f_lb))
+    hi_i = np.flatnonzero(np.isfinite(f_ub) & (f_ub != 0.0))
+    var = np.concatenate([lo_i, hi_i])
+    is_hi = np.concatenate([np.zeros(lo_i.size, bool), np.ones(hi_i.size, bool)])
+    order = np.lexsort((is_hi, var))
+    var, is_hi = var[order], is_hi[order]
+    bound_rows = np.zeros((var.size, nv + 1))
+    bound_rows[np.arange(var.size), var] = np.where(is_hi, 1.0, -1.0)
+    bound_rows[:, nv] = np.where(is_hi, -f_ub[var], f_lb[var])
+    rows.append(bound_rows)
+    names += [
+        f"{'maximum' if h else 'minimum'} weight of {var_names[i]}"
+        for i, h in zip(var.tolist(), is_hi.tolist(), strict=True)
+    ]
+    A_ub = np.vstack(rows)
     return {
         "A_eq": A_eq, "b_eq": b_eq, "A_ub": A_ub, "b_ub": np.zeros(A_ub.shape[0]),
         "lb": lb, "ub": ub, "row_names": [*form.eq_names, f"{what} normalisation", *names],
@@ -186,13 +189,11 @@ def homogenised(
     constraint with its right-hand side multiplied by ``kappa >= 0``. Max Sharpe uses
     ``c = mu - rf`` (cash 0); max diversification uses ``c = sigma``.
     """
-    best, _ = max_linear(form, c)
-    if not best > 1e-12:
-        raise InfeasibleError(
-            f"No feasible portfolio has a positive {what}: every mix allowed by the "
-            "constraints has an expected return at or below the risk-free rate. "
-            "Lower the risk-free rate, revise the expected returns, or use Min volatility."
-        )
+    no_positive = (
+        f"No feasible portfolio has a positive {what}: every mix allowed by the "
+        "constraints has an expected return at or below the risk-free rate. "
+        "Lower the risk-free rate, revise the expected returns, or use Min volatility."
+    )
     nv = form.n_vars
     tc = constraints.transaction_cost_bps / 1e4
     if not needs_general_path(form, constraints):
@@ -202,13 +203,26 @@ def homogenised(
         rows["A_eq"][-1, :nv] = c
         P = np.zeros((nv + 1, nv + 1))
         P[:nv, :nv] = cov_v
-        sol = solve_qp(QPProblem(P=P, q=np.zeros(nv + 1), **rows))
+        # The homogenised QP is feasible exactly when some allowed mix has c'v > 0, so the
+        # LP that decides that runs only when the QP finds no solution, to say which case.
+        try:
+            sol = solve_qp(QPProblem(P=P, q=np.zeros(nv + 1), **rows))
+        except InfeasibleError:
+            best, _ = max_linear(form, c)  # raises itself when the constraints conflict
+            if not best > 1e-12:
+                raise InfeasibleError(no_positive) from None
+            raise
         kappa = sol.x[nv]
+        if not kappa < 1e12:  # c'v = 1 / kappa: no mix is measurably above zero
+            raise InfeasibleError(no_positive)
         raw = _from_qp(sol)
         raw.v = sol.x[:nv] / kappa
         raw.extra["kappa"] = kappa
         return raw
 
+    best, _ = max_linear(form, c)
+    if not best > 1e-12:
+        raise InfeasibleError(no_positive)
     cp = _cp()
     n = form.n_funds
     y = cp.Variable(nv)

@@ -115,6 +115,31 @@ def test_asymmetric_covariance_is_symmetrised_and_reported(engine):
     assert res.expected_volatility**2 == pytest.approx(cvx_min_var(cov), rel=1e-6)
 
 
+def test_a_covariance_changed_in_place_is_checked_again(engine):
+    """Checks are remembered by the matrix's fingerprint, not by the array object: the
+    same array edited in place (a typo, then an indefinite table) is checked anew."""
+    from core.linalg import is_psd
+
+    cov = good_cov()
+    first = engine.optimize_mean_variance(SYMBOLS, MU, cov, None, "min_volatility")
+    assert first.success and not first.repairs
+    assert engine.optimize_mean_variance(SYMBOLS, MU, cov, None, "min_volatility").weights.equals(
+        first.weights
+    )
+    assert is_psd(cov)
+    cov[0, 1] = cov[1, 0] = 0.9 * np.sqrt(cov[0, 0] * cov[1, 1])
+    cov[0, 2] = cov[2, 0] = -0.9 * np.sqrt(cov[0, 0] * cov[2, 2])
+    cov[1, 2] = cov[2, 1] = 0.9 * np.sqrt(cov[1, 1] * cov[2, 2])
+    assert not is_psd(cov)
+    with pytest.warns(StackOptWarning, match="not positive semi-definite"):
+        res = engine.optimize_mean_variance(SYMBOLS, MU, cov, None, "min_volatility")
+    assert any("not positive semi-definite" in r for r in res.repairs)
+    assert res.expected_volatility**2 == pytest.approx(cvx_min_var(cov), rel=1e-6)
+    cov[3, 3] = np.nan
+    with pytest.raises(DataError, match="covariance has NaN"):
+        engine.optimize_mean_variance(SYMBOLS, MU, cov, None, "min_volatility")
+
+
 @st.composite
 def indefinite_matrices(draw) -> np.ndarray:
     n = 4

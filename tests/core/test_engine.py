@@ -371,6 +371,30 @@ def test_view_on_exposure_moves_every_fund_carrying_it(engine):
     assert abs(post["GLD"] - prior["GLD"]) < abs(post["SPY"] - prior["SPY"]) / 3
 
 
+def test_market_weights_in_any_form_and_fund_views_match_the_closed_form(engine):
+    """Series in any case and order, a partial dict (missing funds weigh 0) or an array
+    give the same posterior; it matches He-Litterman's formula written out in full."""
+    syms = ["SPY", "RSSB", "GLD", "IEF"]
+    cov = MarketAssumptions.default().fund_covariance(engine.fund_map, syms).to_numpy()
+    w = np.array([0.5, 0.2, 0.0, 0.3])
+    views = [MarketView(["SPY", "IEF"], "relative", 0.03, 0.5)]
+    forms = [
+        pd.Series(w, index=syms),
+        pd.Series(w[::-1], index=[s.lower() for s in syms[::-1]]),
+        {"spy": 0.5, "RSSB": 0.2, "ief": 0.3},
+        w,
+    ]
+    got = [engine.black_litterman_returns(syms, f, cov, views, tau=0.05) for f in forms]
+    pi = 2.5 * cov @ (w / w.sum())
+    p = np.array([[1.0, 0.0, 0.0, -1.0]])
+    omega = np.diag(0.05 * np.diag(p @ cov @ p.T))  # confidence 0.5: tau p S p'
+    ts = 0.05 * cov
+    expected = pi + ts @ p.T @ np.linalg.solve(p @ ts @ p.T + omega, np.array([0.03]) - p @ pi)
+    for g in got:
+        np.testing.assert_allclose(g.to_numpy(), expected, rtol=1e-12, atol=1e-14)
+    assert list(got[0].index) == syms
+
+
 def test_result_to_trades_reaches_target_on_sample_workspace(engine):
     from core.workspace import Workspace
 

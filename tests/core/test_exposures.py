@@ -177,3 +177,19 @@ def test_json_errors_are_clear(tmp_path):
 def test_calculator_refuses_unknown_symbols():
     with pytest.raises(ValidationError, match="ZZZ"):
         ExposureCalculator(small_map(), ["RSSB", "ZZZ"])
+
+
+def test_calculator_matrix_notional_and_costs_match_each_fund():
+    """The vectorised build agrees with each FundDefinition's own properties."""
+    fmap = FundExposureMap.default()
+    symbols = fmap.symbols
+    calc = ExposureCalculator(fmap, symbols)
+    for j, s in enumerate(symbols):
+        f = fmap[s]
+        assert calc.notionals[j] == pytest.approx(f.notional, abs=1e-15)
+        assert calc.annual_costs[j] == pytest.approx(f.annual_cost, abs=1e-15)
+        for k, code in enumerate(calc.exposure_types):
+            assert calc.matrix[k, j] == pytest.approx(f.exposures.get(code, 0.0) / 100, abs=1e-15)
+    # a subset of types: exposures outside it still count towards notional
+    sub = ExposureCalculator(fmap, ["RSSB"], ["US_EQUITY"])
+    assert sub.matrix.shape == (1, 1) and sub.notionals[0] == pytest.approx(fmap["RSSB"].notional)
