@@ -67,11 +67,20 @@ def decode_bytes(raw: bytes, source: str = "file") -> str:
     try:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(raw).best()
+        matches = from_bytes(raw)
+        best = matches.best()
     except ImportError:  # pragma: no cover - declared dependency
-        best = None
+        matches, best = [], None
     if best is not None and best.encoding:
-        return str(best).lstrip("\ufeff")
+        text = str(best)
+        # A few high bytes in a row ("\xa1\xba\xbc") read as well in a dozen single-byte
+        # pages (latin-9 "¡ºŒ", mac-roman "°∫º", cp1250 "ˇşĽ"); when cp1252 reads them
+        # about as well, it wins: Excel and broker exports use Windows' own page.
+        single_byte = len(text) == len(raw)
+        western = next((m for m in matches if m.encoding == "cp1252"), None)
+        if single_byte and western is not None and western.chaos <= best.chaos + 0.1:
+            return str(western).lstrip("\ufeff")
+        return text.lstrip("\ufeff")
     # cp1252/latin-1 decodes every byte: the last resort for Western broker exports.
     return raw.decode("cp1252", errors="replace")
 

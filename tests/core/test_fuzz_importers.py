@@ -835,6 +835,10 @@ def test_realistic_fund_map_csv_round_trips(workdir, fmap, data):
         assume(raw.decode("utf-8-sig") == text.lstrip("\ufeff") or encoding != "cp1252")
     except UnicodeDecodeError:
         pass
+    # Three or more symbols in a row above ASCII ('¡º¼', '´ÇÇ') read as well in a dozen
+    # single-byte code pages (mac-roman '°∫º'): no detector can tell which was meant, so
+    # that case is the documented limit (docs/reliability.md), not tested as a round trip.
+    assume(encoding != "cp1252" or not re.search(rb"[\x80-\xff]{3,}", raw))
     path.write_bytes(raw)
     loaded, err = attempt(lambda: FundExposureMap.from_csv(path))
     assert err is None, f"{err}\n{text}"
