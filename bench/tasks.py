@@ -760,20 +760,21 @@ def _setup_backtest(u: Universe) -> Cell:
 
 
 def stackopt_backtest(c: Cell, units: int | None = None) -> Answer:
-    """The engine's public API, one cold call a month (it has no warm-start argument)."""
+    """What StackOpt's backtest runs each month: ``core.backtest.PreparedProblem`` (the
+    constraints built once when the backtest starts, each month's covariance swapped in,
+    warm-started from last month), through its public ``solve``."""
+    from core.backtest.prepared import PreparedProblem
+
     u = c.u
-    eng = engine_for(u)
+    engine_for(u)
+    prepared = PreparedProblem(u.symbols, u.cache["constraints"], u.fund_map, "min_volatility")
     out, fb, solvers = [], 0, []
     for S in c.covs:
-        r = _ok(
-            eng.optimize_mean_variance(
-                u.symbols, None, S * u.ppy, u.cache["constraints"], "min_volatility",
-                risk_free_rate=0.0,
-            )
-        )  # fmt: skip
-        out.append(r.weights.to_numpy())
-        fb += _fallback(r.solver, r.fallbacks)
-        solvers.append(r.solver)
+        w, _ = prepared.solve(S * u.ppy)
+        sol = prepared.last_solution
+        out.append(w)
+        fb += _fallback(sol.solver, sol.fallbacks)
+        solvers.append(sol.solver)
     return Answer(out, units=len(out), fallbacks=fb, solvers=solvers)
 
 

@@ -148,6 +148,35 @@ def _check_returns(returns: Any) -> pd.Series:
     return r
 
 
+def exposure_contributions(
+    w: np.ndarray,
+    e: np.ndarray,
+    sigma_x: np.ndarray,
+    sigma: np.ndarray,
+    types: list[str],
+    include_residual: bool = True,
+) -> pd.Series:
+    """:meth:`PortfolioAnalytics.exposure_risk_contributions` on checked arrays.
+
+    ``w`` (N,), ``e`` (K, N), ``sigma_x`` (K, K) in the order of ``types``, ``sigma``
+    (N, N): for the optimizer, whose inputs were checked once per call.
+    """
+    x = e @ w
+    marginal = sigma_x @ x
+    systematic = float(x @ marginal)
+    if include_residual:
+        total = max(float(w @ sigma @ w), 0.0)
+        vol = math.sqrt(total)
+        if vol == 0.0:
+            return pd.Series(0.0, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
+        values = np.append(x * marginal / vol, (total - systematic) / vol)
+        return pd.Series(values, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
+    vol_x = math.sqrt(max(systematic, 0.0))
+    if vol_x == 0.0:
+        return pd.Series(0.0, index=types, name="risk_contribution")
+    return pd.Series(x * marginal / vol_x, index=types, name="risk_contribution")
+
+
 class PortfolioAnalytics:
     """Return, risk and risk attribution of fund weights under one set of estimates.
 
@@ -223,8 +252,6 @@ class PortfolioAnalytics:
         self.fund_map = fund_map
         self.risk_free_rate = float(risk_free_rate)
         self._pos = {s: i for i, s in enumerate(self.symbols)}
-        #: ExposureCalculators by type list, given by the optimizer that built them
-        self._calculators: dict[tuple[str, ...], Any] = {}
 
     @classmethod
     def _from_checked(
@@ -253,8 +280,6 @@ class PortfolioAnalytics:
         self.fund_map = fund_map
         self.risk_free_rate = float(risk_free_rate)
         self._pos = {s: i for i, s in enumerate(self.symbols)}
-        #: ExposureCalculators by type list, given by the optimizer that built them
-        self._calculators: dict[tuple[str, ...], Any] = {}
         return self
 
     # ----------------------------------------------------------------- weights
@@ -391,9 +416,6 @@ class PortfolioAnalytics:
                 "funds carry; estimate it for every exposure type held",
                 field="exposure_covariance",
             )
-        known = self._calculators.get(tuple(types))
-        if known is not None:
-            return known.matrix
         return ExposureCalculator(self.fund_map, self.symbols, types).matrix
 
     def exposure_risk_contributions(
@@ -434,22 +456,8 @@ class PortfolioAnalytics:
         sx = _check_covariance(exposure_covariance, "exposure_covariance")
         w = self._w(weights)
         e = self._exposure_matrix(sx, w)
-        x = e @ w
-        sigma_x = sx.to_numpy()
-        marginal = sigma_x @ x
-        systematic = float(x @ marginal)
         types = [str(t) for t in sx.columns]
-        if include_residual:
-            total = max(float(w @ self.sigma @ w), 0.0)
-            vol = math.sqrt(total)
-            if vol == 0.0:
-                return pd.Series(0.0, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
-            values = np.append(x * marginal / vol, (total - systematic) / vol)
-            return pd.Series(values, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
-        vol_x = math.sqrt(max(systematic, 0.0))
-        if vol_x == 0.0:
-            return pd.Series(0.0, index=types, name="risk_contribution")
-        return pd.Series(x * marginal / vol_x, index=types, name="risk_contribution")
+        return exposure_contributions(w, e, sx.to_numpy(), self.sigma, types, include_residual)
 
     # ---------------------------------------------------------------- exposure
     def exposures(self, weights: WeightsLike) -> pd.Series:

@@ -205,6 +205,11 @@ class PreparedProblem:
         cash = float(v[n]) if f.has_cash else 0.0
         return v[:n].copy(), cash
 
+    @property
+    def last_solution(self) -> QPSolution | None:
+        """The QP answer of the last successful :meth:`solve` (its solver and fallbacks)."""
+        return self._warm
+
     def reset(self) -> None:
         """Forget the warm start (after a jump in the data, or to time cold solves)."""
         self._warm = None

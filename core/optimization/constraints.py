@@ -363,7 +363,7 @@ def linear_form(
 
     symbols = upper_symbols(symbols)
     c = constraints
-    missing = [s for s in symbols if s not in fund_map]
+    missing = [s for s in symbols if s not in fund_map.funds]  # keys are upper case
     if missing:  # the calculator's message, before anything else is looked up
         ExposureCalculator(fund_map, missing)
     used = fund_map.used_exposure_types(symbols)

@@ -287,7 +287,7 @@ class OptimizationEngine:
                 violations.append(
                     f"total notional {notional:.4%} exceeds {constraints.max_total_notional:.4%}"
                 )
-        from core.analytics import PortfolioAnalytics
+        from core.analytics import PortfolioAnalytics, exposure_contributions
 
         mu_eff = mu if mu is not None else np.zeros(n)
         # the inputs were checked (and repaired) by _inputs: not again for every result
@@ -299,7 +299,6 @@ class OptimizationEngine:
             calc = form.calculator.restricted(form.calculator.carried_types())
         else:
             calc = ExposureCalculator(self.fund_map, form.symbols)
-        analytics._calculators[tuple(calc.exposure_types)] = calc
         exposures = calc.portfolio_exposures(w)
         by_group = calc.exposure_by_group(w)
         if cash:
@@ -309,10 +308,8 @@ class OptimizationEngine:
         exp_rc = pd.Series(dtype=float)
         codes = calc.exposure_types
         cov_x = self._exposure_covariance(codes) if codes else None
-        if cov_x is not None:
-            exp_rc = analytics.exposure_risk_contributions(
-                w, pd.DataFrame(cov_x, index=codes, columns=codes)
-            )
+        if cov_x is not None:  # the assumptions' covariance, checked when they were loaded
+            exp_rc = exposure_contributions(w, calc.matrix, cov_x, cov, list(codes))
         ok = raw.status == "optimal" and not violations
         if violations:
             message = (
@@ -479,8 +476,10 @@ class OptimizationEngine:
                 if self.fund_map[s].is_leveraged:
                     bounds[s] = (0.0, 0.0)
             constraints = constraints.copy(fund_bounds=bounds)
-        constraints = constraints.copy(target_return=None, target_volatility=None)
+        if constraints.target_return is not None or constraints.target_volatility is not None:
+            constraints = constraints.copy(target_return=None, target_volatility=None)
         form = self._form(symbols, constraints)
+        labels = pd.Index(symbols)  # built once: every point's weights share it
         mu_v, cov_v = mv.extend(form, mu, cov, 0.0)
         if form.has_cash:
             mu_v[-1] = risk_free_rate
@@ -495,7 +494,7 @@ class OptimizationEngine:
             vol = float(np.sqrt(max(w @ cov @ w, 0.0)))
             ret = float(mu_v @ v)
             return FrontierPoint(
-                weights=pd.Series(w, index=symbols),
+                weights=pd.Series(w, index=labels, copy=False),
                 expected_return=ret,
                 volatility=vol,
                 sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
@@ -820,7 +819,8 @@ class OptimizationEngine:
                 v=self._with_cash(w, form), solver="HRP (recursive bisection)", status="optimal"
             )
         else:
-            sol = rp.risk_budget_weights(cov, budgets, names=symbols)
+            # prepare_covariance made cov symmetric, finite and PSD: no second scan
+            sol = rp.risk_budget_weights(cov, budgets, names=symbols, validated=True)
             v = self._with_cash(np.asarray(sol.weights), form)
             raw = RawSolution(
                 v=v,
