@@ -758,21 +758,16 @@ class ExposureCalculator:
                 f"Not in the fund map: {', '.join(missing)}. Add them on the Fund Exposures tab.",
                 field="symbols",
             )
-        self.exposure_types = (
-            list(exposure_types)
-            if exposure_types is not None
-            else fund_map.used_exposure_types(self.symbols)
-        )
-        unknown = [c for c in self.exposure_types if c not in fund_map.exposure_types]
-        if unknown:
-            raise ValidationError(
-                f"Unknown exposure types: {', '.join(unknown)}", field="exposure_types"
-            )
+        if exposure_types is not None:
+            unknown = [c for c in exposure_types if c not in fund_map.exposure_types]
+            if unknown:
+                raise ValidationError(
+                    f"Unknown exposure types: {', '.join(unknown)}", field="exposure_types"
+                )
         funds = [fund_map.funds[s] for s in self.symbols]
-        # One pass over each fund's few exposures (not types x funds lookups): this runs
-        # for every optimization, 1 ms for 1,000 funds instead of 5.
-        row = {code: k for k, code in enumerate(self.exposure_types)}
-        rows: list[int] = []
+        # One pass over each fund's few exposures (not types x funds lookups, nor a second
+        # pass for the types carried): this runs for every optimization.
+        codes: list[str] = []
         cols: list[int] = []
         vals: list[float] = []
         notional_pct = np.zeros(len(funds))
@@ -780,14 +775,20 @@ class ExposureCalculator:
             total = 0.0
             for code, v in f.exposures.items():
                 total += abs(v)
-                k = row.get(code)
-                if k is not None:
-                    rows.append(k)
-                    cols.append(j)
-                    vals.append(v)
+                codes.append(code)
+                cols.append(j)
+                vals.append(v)
             notional_pct[j] = total
+        if exposure_types is None:  # the types the funds carry, in registry order
+            used = {c for c, v in zip(codes, vals, strict=True) if v != 0}
+            exposure_types = [c for c in fund_map.exposure_types if c in used]
+        self.exposure_types = list(exposure_types)
+        row = {code: k for k, code in enumerate(self.exposure_types)}
+        keep = [i for i, c in enumerate(codes) if c in row]
         self.matrix = np.zeros((len(self.exposure_types), len(funds)))
-        self.matrix[rows, cols] = np.asarray(vals, dtype=float) / 100.0
+        self.matrix[[row[codes[i]] for i in keep], [cols[i] for i in keep]] = (
+            np.asarray([vals[i] for i in keep], dtype=float) / 100.0
+        )
         self.notionals = notional_pct / 100.0
         expense = np.array([f.expense_ratio for f in funds], dtype=float)
         spread = np.array([f.financing_spread for f in funds], dtype=float)
@@ -795,29 +796,46 @@ class ExposureCalculator:
         self.annual_costs = expense / 100.0 + spread / 100.0 * np.maximum(self.notionals - 1.0, 0)
         self.groups = [fund_map.exposure_types[c].group for c in self.exposure_types]
 
-    def restricted(self, exposure_types: Sequence[str]) -> ExposureCalculator:
-        """The same funds over a subset of this calculator's types (rows picked, no rebuild).
+    def with_types(self, exposure_types: Sequence[str]) -> ExposureCalculator:
+        """The same funds over other types, without reading the funds again.
+
+        A type among this calculator's keeps its row; any other must be one no fund here
+        carries (its row is zero), as when a constraint names a type none of them holds.
 
         Raises
         ------
         ValidationError
-            A type is not one of this calculator's.
+            A type is unknown, or is carried by a fund while missing from this calculator
+            (so its row would be wrong).
         """
         pos = {c: k for k, c in enumerate(self.exposure_types)}
-        missing = [c for c in exposure_types if c not in pos]
-        if missing:
+        unknown = [c for c in exposure_types if c not in self.fund_map.exposure_types]
+        if unknown:
             raise ValidationError(
-                f"Unknown exposure types: {', '.join(missing)}", field="exposure_types"
+                f"Unknown exposure types: {', '.join(unknown)}", field="exposure_types"
             )
-        rows = [pos[c] for c in exposure_types]
+        carried = (
+            set(self.fund_map.used_exposure_types(self.symbols))
+            if any(c not in pos for c in exposure_types)
+            else set()
+        )
+        hidden = [c for c in exposure_types if c not in pos and c in carried]
+        if hidden:
+            raise ValidationError(
+                f"{', '.join(hidden)} is carried by these funds but not in this calculator",
+                field="exposure_types",
+            )
         new = object.__new__(ExposureCalculator)
         new.fund_map = self.fund_map
         new.symbols = list(self.symbols)
         new.exposure_types = list(exposure_types)
-        new.matrix = self.matrix[rows]
+        new.matrix = np.zeros((len(new.exposure_types), len(self.symbols)))
+        for k, c in enumerate(new.exposure_types):
+            if c in pos:
+                new.matrix[k] = self.matrix[pos[c]]
         new.notionals = self.notionals
         new.annual_costs = self.annual_costs
-        new.groups = [self.groups[k] for k in rows]
+        new.groups = [self.fund_map.exposure_types[c].group for c in new.exposure_types]
         return new
 
     def carried_types(self) -> list[str]:

@@ -363,10 +363,8 @@ def linear_form(
 
     symbols = upper_symbols(symbols)
     c = constraints
-    missing = [s for s in symbols if s not in fund_map.funds]  # keys are upper case
-    if missing:  # the calculator's message, before anything else is looked up
-        ExposureCalculator(fund_map, missing)
-    used = fund_map.used_exposure_types(symbols)
+    every = ExposureCalculator(fund_map, symbols)  # one pass over the funds
+    used = every.exposure_types
     wanted = list(exposure_types) if exposure_types is not None else list(used)
     for name in ("max_exposure_per_type", "min_exposure_per_type"):
         for code in getattr(c, name):
@@ -377,7 +375,7 @@ def linear_form(
                 )
             if code_u not in wanted:
                 wanted.append(code_u)
-    calc = ExposureCalculator(fund_map, symbols, wanted)
+    calc = every if wanted == used else every.with_types(wanted)  # extras: zero rows
     E = calc.matrix
     n = len(symbols)
     has_cash = c.max_cash > 0 or c.min_cash > 0

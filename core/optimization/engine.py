@@ -176,8 +176,9 @@ def _refuse_riskless_excess(
 
 def _frontier_by_path(
     form: LinearForm, mu: np.ndarray, cov: np.ndarray, rf: float, n_points: int
-) -> list[tuple[np.ndarray, str]] | None:
-    """Frontier points (variables, solver) from the exact corner-portfolio path, or None
+) -> list[tuple[np.ndarray, str, float]] | None:
+    """Frontier points (variables, solver, variance) from the exact corner-portfolio path,
+    or None
     when it cannot be traced (the caller then solves point by point).
 
     InfeasibleError propagates: the point-by-point method would raise the same one.
@@ -191,7 +192,7 @@ def _frontier_by_path(
         raise
     except Exception:  # noqa: BLE001 - any failure of the tracer: solve point by point
         return None
-    return [(p.weights, p.solver) for p in points]
+    return [(p.weights, p.solver, p.variance) for p in points]
 
 
 class OptimizationEngine:
@@ -296,7 +297,7 @@ class OptimizationEngine:
         exp_ret = analytics.expected_return(w, cash=cash) if mu is not None else float("nan")
         sharpe = analytics.sharpe_ratio(w, cash=cash) if mu is not None else float("nan")
         if form.calculator is not None:  # the form's, over the types the funds carry
-            calc = form.calculator.restricted(form.calculator.carried_types())
+            calc = form.calculator.with_types(form.calculator.carried_types())
         else:
             calc = ExposureCalculator(self.fund_map, form.symbols)
         exposures = calc.portfolio_exposures(w)
@@ -485,13 +486,14 @@ class OptimizationEngine:
             mu_v[-1] = risk_free_rate
         calc_notional = form.notionals
 
-        def point(i: int, v: np.ndarray, solver: str) -> FrontierPoint:
+        def point(i: int, v: np.ndarray, solver: str, variance: float | None = None):
             # round-off just outside a bound (-1e-11 for a long-only fund) is snapped back
-            v = np.where(
-                np.abs(v - np.clip(v, form.lb, form.ub)) < 1e-9, np.clip(v, form.lb, form.ub), v
-            )
+            clipped = np.clip(v, form.lb, form.ub)
+            v = np.where(np.abs(v - clipped) < 1e-9, clipped, v)
             w = v[: form.n_funds]
-            vol = float(np.sqrt(max(w @ cov @ w, 0.0)))
+            if variance is None:  # the path's points carry theirs (cash has none)
+                variance = float(w @ cov @ w)
+            vol = float(np.sqrt(max(variance, 0.0)))
             ret = float(mu_v @ v)
             return FrontierPoint(
                 weights=pd.Series(w, index=labels, copy=False),
@@ -508,8 +510,8 @@ class OptimizationEngine:
         if not form.general_only:
             traced = _frontier_by_path(form, mu, cov, risk_free_rate, n_points)
             if traced is not None:
-                for i, (v, solver) in enumerate(traced):
-                    yield point(i, v, solver)
+                for i, (v, solver, variance) in enumerate(traced):
+                    yield point(i, v, solver, variance)
                 return
         r_max, _ = mv.max_linear(form, mu_v)
         first = mv.min_volatility(form, cov, constraints)
