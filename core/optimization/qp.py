@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.linalg.blas as _blas
 import scipy.linalg.lapack as _lapack
 import scipy.sparse as sp
 
@@ -62,6 +63,13 @@ _KKT_KEYS = ("primal", "dual", "stationarity", "complementarity", "gap")
 _IPM_EPS = 1e-10
 #: Below this many free variables plus active rows, polishing costs well under a millisecond.
 _POLISH_CHEAP = 1200
+#: Up to this many variables, a cold solve whose small-free-set start fails retries with
+#: every variable free (one factorisation of P, a few ms) before the LP-started method.
+_ALL_FREE_RETRY_MAX_N = 500
+#: While a cold solve's bounds are still changing, more violated rows than this enter the
+#: working set one at a time (the homogenised max-Sharpe QP has a cap row per variable,
+#: and rows made active by variables about to be fixed pin the others).
+_COLD_ROW_BURST = 4
 
 
 # --------------------------------------------------------------------------------------
@@ -365,12 +373,12 @@ def check_kkt(
     ):
         return bad
 
-    Px = P @ x
+    Px = _matvec(P, x)
     xPx = float(x @ Px)
     qx = float(q @ x)
     # primal feasibility
     r_eq = A_eq @ x - b_eq
-    r_ub = A_ub @ x - b_ub
+    r_ub = _matvec(A_ub, x) - b_ub
     with np.errstate(invalid="ignore"):
         v_lb = np.where(np.isfinite(lb), lb - x, 0.0)
         v_ub = np.where(np.isfinite(ub), x - ub, 0.0)
@@ -393,7 +401,7 @@ def check_kkt(
 
     # stationarity
     Aty_eq = A_eq.T @ y_eq
-    Aty_ub = A_ub.T @ y_ub
+    Aty_ub = _rmatvec(A_ub, y_ub)
     resid = Px + q + Aty_eq + Aty_ub + z
     xmax = float(np.abs(x).max())
     # |P_ij| <= max_k P_kk for PSD P, so max diag * |x| bounds the size of Px's terms: a
@@ -415,8 +423,10 @@ def check_kkt(
     fin_lb, fin_ub = np.isfinite(lb), np.isfinite(ub)
     dual_terms = [0.0]
     if y_ub.size:
-        row_norm = np.abs(A_ub).max(axis=1)
-        dual_terms.append(float((np.maximum(-y_ub, 0.0) * row_norm).max()))
+        neg = np.flatnonzero(y_ub < 0.0)  # only wrong-signed rows need their norm
+        if neg.size:
+            row_norm = np.abs(A_ub[neg]).max(axis=1)
+            dual_terms.append(float((-y_ub[neg] * row_norm).max()))
     dual_terms.append(float(np.where(fin_ub, 0.0, z_up).max()))
     dual_terms.append(float(np.where(fin_lb, 0.0, z_lo).max()))
     dual = max(dual_terms) / gscale
@@ -424,7 +434,7 @@ def check_kkt(
     # complementarity and duality gap, in objective units
     oscale = max(abs(xPx) + abs(qx), gscale * xmax)
     oscale = oscale if oscale > 0.0 else 1.0
-    s_ub = b_ub - A_ub @ x
+    s_ub = -r_ub
     comp_terms = [0.0]
     if y_ub.size:
         comp_terms.append(float(np.abs(np.maximum(y_ub, 0.0) * s_ub).max()))
@@ -449,6 +459,26 @@ def check_kkt(
         "objective": 0.5 * xPx + qx,
         "objective_scale": oscale,
     }
+
+
+def _matvec(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``A @ x`` (shape (m,)) from the columns of A where x is non-zero, when few are.
+
+    The same sum without its zero terms: a portfolio holds few of n assets, and reading a
+    few columns of an n x n matrix costs a fraction of reading it all.
+    """
+    nz = np.flatnonzero(x)
+    if 4 * nz.size < x.size:
+        return np.take(A, nz, axis=1) @ x[nz]
+    return A @ x
+
+
+def _rmatvec(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``A' @ y`` (shape (n,)) from the rows of A where y is non-zero, when few are."""
+    nz = np.flatnonzero(y)
+    if 4 * nz.size < y.size:
+        return y[nz] @ np.take(A, nz, axis=0)
+    return A.T @ y
 
 
 def _kkt_ok(kkt: dict[str, float], tol: float) -> bool:
@@ -756,12 +786,15 @@ def _raw(
     z: np.ndarray | None = None,
     iterations: int = 0,
     message: str = "",
+    objective: float | None = None,
 ) -> QPSolution:
     n = problem.n
     x = np.full(n, np.nan) if x is None else np.asarray(x, dtype=float).reshape(n)
+    if objective is None or not math.isfinite(objective):
+        objective = problem.objective(x) if np.isfinite(x).all() else math.nan
     sol = QPSolution(
         x=x,
-        objective=problem.objective(x) if np.isfinite(x).all() else math.nan,
+        objective=objective,
         status=status,
         solver=solver,
         iterations=int(iterations),
@@ -1080,13 +1113,98 @@ class _KernelFailed(Exception):
     """The kernel gave up; the message says why (recorded in ``fallbacks``)."""
 
 
+class _Rows:
+    """The stacked general rows ``C = [A_eq; A_ub]`` (shape (m, n)), never copied whole.
+
+    The homogenised max-Sharpe problem turns every weight cap into a row, so ``A_ub`` is
+    about n x n: stacking it (or taking ``|C|``) would allocate a fresh array that large on
+    every solve, and first-touch page faults on one cost tens of ms. The kernel only needs
+    products and small gathers, served from the two blocks.
+    """
+
+    def __init__(self, A_eq: np.ndarray, A_ub: np.ndarray) -> None:
+        self.A_eq, self.A_ub = A_eq, A_ub
+        self.m_eq = A_eq.shape[0]
+        self.shape = (A_eq.shape[0] + A_ub.shape[0], A_eq.shape[1])
+        # columns of A_ub gathered so far (Fortran order, so appending one is contiguous):
+        # the free sets of successive iterations overlap, and a column gather from a
+        # row-major n x n block reads a cache line per row
+        self._slab = np.zeros((A_ub.shape[0], 0), order="F")
+        self._slab_k = 0
+        self._slab_pos = np.full(A_ub.shape[1], -1, dtype=np.intp)
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """``C[idx]``, shape (len(idx), n)."""
+        idx = np.asarray(idx, dtype=np.intp)
+        is_eq = idx < self.m_eq
+        if is_eq.all():
+            return np.take(self.A_eq, idx, axis=0)
+        if not is_eq.any():
+            return np.take(self.A_ub, idx - self.m_eq, axis=0)
+        out = np.empty((idx.size, self.shape[1]))
+        out[is_eq] = np.take(self.A_eq, idx[is_eq], axis=0)
+        out[~is_eq] = np.take(self.A_ub, idx[~is_eq] - self.m_eq, axis=0)
+        return out
+
+    def cols(self, cols: np.ndarray) -> np.ndarray:
+        """``C[:, cols]``, shape (m, len(cols))."""
+        return np.concatenate(
+            [np.take(self.A_eq, cols, axis=1), np.take(self.A_ub, cols, axis=1)], axis=0
+        )
+
+    def block(self, idx: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``C[idx][:, cols]``, gathering the smaller of the row and column slabs first."""
+        idx = np.asarray(idx, dtype=np.intp)
+        if idx.size * self.shape[1] <= self.shape[0] * len(cols):
+            return np.take(self.rows(idx), cols, axis=1)
+        return np.take(self.cols(cols), idx, axis=0)
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.A_eq @ x, self.A_ub @ x])
+
+    def cols_matvec(self, cols: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``C[:, cols] @ v`` for distinct ``cols``, shape (m,)."""
+        return np.concatenate([np.take(self.A_eq, cols, axis=1) @ v, self._ub_cols_matvec(cols, v)])
+
+    def _ub_cols_matvec(self, cols: np.ndarray, v: np.ndarray) -> np.ndarray:
+        A = self.A_ub
+        m, n = A.shape
+        if m * cols.size <= 50_000:  # small: the cache would not pay
+            return np.take(A, cols, axis=1) @ v
+        pos = self._slab_pos[cols]
+        new = cols[pos < 0]
+        k = self._slab_k
+        if new.size:
+            if k + new.size > n // 2:  # most of A_ub: no cache
+                return np.take(A, cols, axis=1) @ v
+            if k + new.size > self._slab.shape[1]:
+                grown = np.empty((m, min(max(2 * (k + new.size), 64), n)), order="F")
+                grown[:, :k] = self._slab[:, :k]
+                self._slab = grown
+            self._slab[:, k : k + new.size] = np.take(A, new, axis=1)
+            self._slab_pos[new] = np.arange(k, k + new.size)
+            k = self._slab_k = k + new.size
+            pos = self._slab_pos[cols]
+        vk = np.zeros(k)
+        vk[pos] = v
+        return self._slab[:, :k] @ vk
+
+    def row_absmax(self) -> np.ndarray:
+        """``max_j |C_ij|`` per row (shape (m,)): two reductions, no ``|C|`` temporary."""
+        if not self.shape[1]:
+            return np.zeros(self.shape[0])
+        return np.concatenate(
+            [np.maximum(A.max(axis=1), -A.min(axis=1)) for A in (self.A_eq, self.A_ub)]
+        )
+
+
 class _FreeFactor:
     """Cholesky factor of ``H = P_FF + eps I`` for an ordered free set F.
 
-    Releasing a variable appends it to F and extends the factor in O(|F|^2); fixing one
-    refactorises (scipy has no Cholesky downdate, and the free blocks stay small). H is
-    kept too, for iterative refinement: with a singular P the regularised H has a
-    condition number near 1/eps and plain solves lose digits.
+    Releasing variables appends them to F and extends the factor by a block (reading
+    only their rows of P); fixing some refactorises only the block of L after the first
+    one dropped. H is kept too, for iterative refinement: with a singular P the
+    regularised H has a condition number near 1/eps and plain solves lose digits.
     """
 
     def __init__(self, kern: _ActiveSetKernel, F: np.ndarray) -> None:
@@ -1123,12 +1241,15 @@ class _FreeFactor:
         self.F = np.concatenate([F, idx])
         if self.F.size > k.max_free:
             raise _KernelFailed(f"{self.F.size} free variables is beyond the dense kernel's size")
-        H12 = np.take(np.take(k.P, F, axis=0), idx, axis=1)  # (nF, r)
-        H22 = np.take(np.take(k.P, idx, axis=0), idx, axis=1)
+        # only the new rows of P are read (rows are contiguous; P is symmetric)
+        P_new = np.take(k.P, idx, axis=0)  # (r, n)
+        H12 = np.take(P_new, F, axis=1).T  # (nF, r)
+        H22 = np.take(P_new, idx, axis=1)
         H22.flat[:: r + 1] += k.eps
         if nF:
             L21t, info = _lapack.dtrtrs(self.L, H12, lower=1)  # L11 L21' = H12
-            S22 = H22 - L21t.T @ L21t
+            # S22 = H22 - L21 L21', lower triangle only (all dpotrf reads)
+            S22 = _blas.dsyrk(-1.0, L21t, beta=1.0, c=H22, trans=1, lower=1)
         else:
             L21t, info, S22 = np.zeros((0, r)), 0, H22.copy()
         L22, info2 = _lapack.dpotrf(S22, lower=1, clean=1)
@@ -1147,13 +1268,38 @@ class _FreeFactor:
         self.L, self.H = L, H
 
     def keep(self, mask: np.ndarray) -> None:
-        """Drop the variables of F where ``mask`` is False; refactorise from the kept H."""
+        """Drop the variables of F where ``mask`` is False (shape (|F|,)).
+
+        Small blocks are refactorised from the kept H. In large ones, rows of L before
+        the first dropped position p are unchanged, and for the kept rows t after it
+        ``H_tt - L_t,<p L_t,<p' = M M'`` with ``M = L[t, p:]``, so only that trailing
+        block is refactorised: O(|t|^2 (|F| - p)), cheap when the dropped variables were
+        released recently (they sit at the end of F).
+        """
         pos = np.flatnonzero(mask)
+        nk = self.F.size
         self.F = self.F[pos]
         if pos.size == 0:
             self.L = self.H = np.zeros((0, 0))
             return
+        if pos.size == nk:
+            return
         H = np.take(np.take(self.H, pos, axis=0), pos, axis=1)
+        if nk > 256:  # below, a refactorisation costs microseconds
+            p = int(np.argmin(mask))  # first dropped position
+            t = pos[pos > p]
+            if t.size == 0:
+                self.L, self.H = np.ascontiguousarray(self.L[:p, :p]), H
+                return
+            M = np.take(self.L, t, axis=0)
+            L22, info = _lapack.dpotrf(_blas.dsyrk(1.0, M[:, p:], lower=1), lower=1, clean=1)
+            if info == 0 and float(np.diagonal(L22).min()) ** 2 >= 0.5 * self.k.eps:
+                L = np.zeros((pos.size, pos.size))
+                L[:p, :p] = self.L[:p, :p]
+                L[p:, :p] = M[:, :p]
+                L[p:, p:] = L22
+                self.L, self.H = L, H
+                return
         L, info = _lapack.dpotrf(H, lower=1, clean=1)
         if info != 0:
             self._refactor()
@@ -1175,7 +1321,7 @@ class _FreeFactor:
                 raise _KernelFailed("working rows cannot be met with every variable fixed")
             return np.zeros(0), np.zeros(W.size)
         L, H = self.L, self.H
-        CW = self.k.C[np.ix_(W, F)]
+        CW = self.k.C.block(W, F)
         if W.size:
             V, _ = _lapack.dpotrs(L, CW.T, lower=1)
             Ls, info = _lapack.dpotrf(CW @ V, lower=1, clean=1)
@@ -1266,10 +1412,13 @@ class _ActiveSetKernel:
     a few exposures are singular); the answer is then polished with the true P and
     KKT-checked by the caller, so the regularisation never reaches the user.
 
-    Warm starts run a primal-dual active-set iteration (Hintermueller, Ito and Kunisch
-    2002) from the previous active set; it converges in a few steps on frontier and
-    rebalance sequences but may cycle, so it is capped and followed by the primal method
-    from a feasible point (the warm ``x`` if still feasible, else an LP vertex).
+    Every solve first runs a primal-dual active-set iteration (Hintermueller, Ito and
+    Kunisch 2002): warm starts from the previous active set (a few steps on frontier and
+    rebalance sequences); cold starts from :meth:`cold_guess`, a free set of about
+    ``2 sqrt(n)`` variables grown by blocks, so that the factorised block stays near the
+    final free set (a few dozen of 1000 on a capped portfolio) instead of n. The
+    iteration may cycle or stall (singular P), so it is capped and followed by the primal
+    method from a feasible point (the warm ``x`` if still feasible, else an LP vertex).
     """
 
     def __init__(self, problem: QPProblem, ctx: _Context) -> None:
@@ -1277,7 +1426,10 @@ class _ActiveSetKernel:
         self.pb = problem
         self.ctx = ctx
         self.P, self.q = problem.P, problem.q
-        self.C, _, self.d = _stack_rows(problem)
+        assert problem.A_eq is not None and problem.A_ub is not None
+        assert problem.b_eq is not None and problem.b_ub is not None
+        self.C = _Rows(problem.A_eq, problem.A_ub)
+        self.d = np.concatenate([problem.b_eq, problem.b_ub])
         self.m_eq = problem.m_eq
         self.m = self.C.shape[0]
         self.lb, self.ub = problem.lb, problem.ub
@@ -1286,12 +1438,29 @@ class _ActiveSetKernel:
         dmax = self.dmax = _pdiag_max(self.P)
         self.qmax = float(np.abs(self.q).max())
         self.eps = 1e-12 * dmax if dmax > 0 else 1e-12 * max(1.0, float(np.abs(self.q).max()))
-        self.row_norm = np.maximum(np.abs(self.C).max(axis=1), _TINY) if self.m else np.zeros(0)
+        self._row_norm: np.ndarray | None = None
+        self._Ae: np.ndarray | None = None  # equality rows scaled to max |entry| 1
         self.iterations = 0
         self.factor: _FreeFactor | None = None  # the final factorisation, for reuse
         self.final_active: ActiveSet | None = None  # the final working set
+        self.final_objective = math.nan  # 0.5 x'Px + q'x at the answer, from its gradient
         self.max_iter = 3 * (self.n + self.m) + 50
         self.max_free = 2500  # beyond this a refactorisation per step is slower than HiGHS
+
+    @property
+    def row_norm(self) -> np.ndarray:
+        """``max_j |C_ij|`` of every row (shape (m,)), computed on first use."""
+        if self._row_norm is None:
+            self._row_norm = np.maximum(self.C.row_absmax(), _TINY)
+        return self._row_norm
+
+    def row_norms(self, rows: np.ndarray) -> np.ndarray:
+        """``max_j |C_ij|`` of the given rows (shape (len(rows),))."""
+        if self._row_norm is not None or rows.size * 4 > self.m:
+            return self.row_norm[rows]
+        if not self.C.shape[1]:
+            return np.full(rows.size, _TINY)
+        return np.maximum(np.abs(self.C.rows(rows)).max(axis=1), _TINY)
 
     # -- starting points -------------------------------------------------------------
 
@@ -1299,11 +1468,15 @@ class _ActiveSetKernel:
         """Free fixed variables until the equality rows are independent on the free set."""
         if self.m_eq == 0:
             return
-        Ae = self.C[: self.m_eq] / self.row_norm[: self.m_eq, None]
+        if self._Ae is None:
+            self._Ae = self.C.A_eq / self.row_norms(np.arange(self.m_eq))[:, None]
+        Ae = self._Ae
         for _ in range(self.m_eq + 1):
             F = state == 0
             AF = Ae[:, F]
-            if AF.shape[1]:
+            if self.m_eq == 1:  # the QR below, for one row: its 2-norm
+                rank = int(float(np.linalg.norm(AF)) > 1e-9)
+            elif AF.shape[1]:
                 R = np.linalg.qr(AF.T, mode="r")
                 rank = int((np.abs(np.diag(R)) > 1e-9).sum()) if R.size else 0
             else:
@@ -1424,7 +1597,7 @@ class _ActiveSetKernel:
                         alpha, block_pos = float(steps[k]), int(up[k])
                 out = np.flatnonzero(~in_W)
                 if out.size:
-                    Cp = C[np.ix_(out, F)] @ p
+                    Cp = C.block(out, F) @ p
                     inc = np.flatnonzero(Cp > 1e-13 * pmax * self.row_norm[out])
                     if inc.size:
                         steps = np.maximum(d[out[inc]] - Cx[out[inc]], 0.0) / Cp[inc]
@@ -1436,7 +1609,7 @@ class _ActiveSetKernel:
                     x[F] = xF + step
                     g += step @ P[F]
                     if self.m:
-                        Cx += C[:, F] @ step
+                        Cx += C.cols_matvec(F, step)
                 refresh += 1
                 if refresh >= 50:  # keep rounding drift of the updated gradient in check
                     g = P @ x + self.q
@@ -1470,7 +1643,7 @@ class _ActiveSetKernel:
                 self.dmax * float(np.abs(x).max()), float(np.abs(g).max()), self.qmax, _TINY
             )
             if W.size:
-                CWF = C[np.ix_(W, F)]
+                CWF = C.block(W, F)
                 y = np.linalg.lstsq(CWF.T, -gF, rcond=None)[0]
                 res = gF + CWF.T @ y
             else:
@@ -1482,7 +1655,7 @@ class _ActiveSetKernel:
             B = np.flatnonzero(state != 0)
             zB = -(g[B] + self.eps * x[B])
             if W.size:
-                zB -= C[np.ix_(W, B)].T @ y
+                zB -= C.block(W, B).T @ y
             dtol = 1e-3 * self.ctx.tol * gscale
             # wrong signs: z > 0 at a lower bound, z < 0 at an upper bound, y < 0 on a <= row
             wrong_b = np.where(state[B] == -1, zB, -zB)
@@ -1490,7 +1663,7 @@ class _ActiveSetKernel:
             wrong_r = np.zeros(0)
             Wi = W[is_ub_row[W]]
             if Wi.size:
-                wrong_r = -y[is_ub_row[W]] * self.row_norm[Wi]
+                wrong_r = -y[is_ub_row[W]] * self.row_norms(Wi)
             stalled = max(
                 float(wrong_b[tabu_v[B]].max(initial=0.0)),
                 float(wrong_r[tabu_r[Wi]].max(initial=0.0)) if Wi.size else 0.0,
@@ -1504,11 +1677,12 @@ class _ActiveSetKernel:
                 if stalled > dtol:
                     raise _KernelFailed("stalled on a degenerate vertex")
                 if W.size:
-                    rw = np.abs(C[W] @ x - d[W]) / np.maximum(1.0, np.abs(d[W]))
+                    rw = np.abs(C.rows(W) @ x - d[W]) / np.maximum(1.0, np.abs(d[W]))
                     if float(rw.max()) > 1e-11:
                         raise _KernelFailed("working rows are not met accurately")
                 self.factor = fac
                 self.final_active = ActiveSet(state == -1, state == 1, in_W[self.m_eq :].copy())
+                self.final_objective = 0.5 * float(x @ (g + self.q))
                 z = np.zeros(n)
                 z[B] = zB
                 yfull = np.zeros(self.m)
@@ -1523,13 +1697,120 @@ class _ActiveSetKernel:
                 released_r = int(Wi[int(np.argmax(wrong_r))])
                 in_W[released_r] = False
 
-    # -- primal-dual active-set iteration from a warm start ----------------------------
+    # -- products that exploit a sparse x (most weights sit at a zero bound) -----------
+
+    def _grad(self, x: np.ndarray) -> np.ndarray:
+        """``P x + q`` (shape (n,)), from the rows of P where ``x`` is non-zero when few
+        are (P is symmetric, so those rows are the columns needed, and rows are contiguous).
+        """
+        nz = np.flatnonzero(x)
+        if 4 * nz.size < self.n:
+            return x[nz] @ np.take(self.P, nz, axis=0) + self.q
+        return self.P @ x + self.q
+
+    def _rows_x(self, x: np.ndarray) -> np.ndarray:
+        """``C x`` (shape (m,)), from the columns of C where ``x`` is non-zero when few are."""
+        if not self.m:
+            return np.zeros(0)
+        nz = np.flatnonzero(x)
+        if 4 * nz.size < self.n:
+            return self.C.cols_matvec(nz, x[nz])
+        return self.C @ x
+
+    def _leave_score(self) -> np.ndarray:
+        """``1 / sqrt(P_ii + eps)`` (shape (n,)): a multiplier times this is the square root
+        of twice the objective decrease from moving that variable alone off its bound."""
+        return 1.0 / np.sqrt(np.maximum(np.diagonal(self.P), 0.0) + self.eps)
+
+    # -- cold start ----------------------------------------------------------------------
+
+    def cold_guess(self) -> tuple[ActiveSet, int]:
+        """A small starting working set for a cold solve, and the release block size.
+
+        Every variable with a finite bound starts at the bound nearer a cheap reference
+        point ``x0`` (the minimum-norm solution of the equality rows, clipped into the
+        box), except the ``k = 2 sqrt(n) + m_eq`` that most want to leave it: the largest
+        reduced gradients at ``x0`` (equality multipliers by least squares), scaled by
+        :meth:`_leave_score`. Variables without a finite bound are always free. So the
+        first factorisation has about ``k`` columns instead of ``n``, and
+        :meth:`pdas` grows the free set from there by blocks of ``max(k, |F|)``.
+        """
+        n, m_eq, lb, ub = self.n, self.m_eq, self.lb, self.ub
+        no_rows = np.zeros(self.pb.m_ub, dtype=bool)
+        fin_lb, fin_ub = np.isfinite(lb), np.isfinite(ub)
+        cand = np.flatnonzero((fin_lb | fin_ub) & ~self.fixed)
+        k = min(int(2.0 * math.sqrt(n)) + m_eq, cand.size)
+        if k == cand.size:  # (nearly) nothing to choose from: all free
+            return ActiveSet(self.fixed.copy(), np.zeros(n, dtype=bool), no_rows), max(k, 8)
+        Ce, de = self.C.A_eq, self.d[:m_eq]
+        x0 = np.linalg.lstsq(Ce, de, rcond=None)[0] if m_eq else np.zeros(n)
+        x0 = np.clip(x0, lb, ub)
+        r = self.P @ x0 + self.q
+        if m_eq:
+            r = r + Ce.T @ np.linalg.lstsq(Ce.T, -r, rcond=None)[0]
+        d_lo = np.where(fin_lb, x0 - np.where(fin_lb, lb, 0.0), np.inf)
+        d_up = np.where(fin_ub, np.where(fin_ub, ub, 0.0) - x0, np.inf)
+        state = np.where((d_lo < d_up) | ((d_lo == d_up) & (r >= 0.0)), -1, 1).astype(np.int8)
+        state[~fin_lb & ~fin_ub] = 0
+        state[self.fixed] = -1
+        want = np.where(state == -1, -r, r)[cand] * self._leave_score()[cand]
+        state[cand[np.argpartition(-want, k - 1)[:k]]] = 0
+        return ActiveSet(state == -1, state == 1, no_rows), max(k, 8)
+
+    def _release_for_rows(
+        self, state: np.ndarray, rows: np.ndarray, resid: np.ndarray, limit: int
+    ) -> bool:
+        """Free up to ``limit`` fixed variables whose move off their bound reduces the
+        residuals ``resid`` (shape (k,)) of working rows ``rows`` (shape (k, n)), largest
+        coefficient first; False when none can."""
+        B = np.flatnonzero((state != 0) & ~self.fixed)
+        if B.size == 0:
+            return False
+        away = np.where(state[B] == -1, 1.0, -1.0)  # the direction each may move
+        # moving x_j by away_j changes row i by C_ij away_j: it helps against resid_i > 0
+        # when that is negative, and against resid_i < 0 when positive
+        effect = -np.sign(resid)[:, None] * rows[:, B] * away
+        score = np.where(effect > 0.0, effect, 0.0).max(axis=0)
+        cand = np.flatnonzero(score > 0.0)
+        if cand.size == 0:
+            return False
+        if cand.size > limit:
+            cand = cand[np.argpartition(-score[cand], limit - 1)[:limit]]
+        state[B[cand]] = 0
+        return True
+
+    # -- primal-dual active-set iteration ------------------------------------------------
 
     def pdas(
-        self, warm: ActiveSet, factor: _FreeFactor | None = None, max_iter: int = 25
+        self,
+        warm: ActiveSet,
+        factor: _FreeFactor | None = None,
+        max_iter: int = 25,
+        block: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Primal-dual active-set iteration from ``warm``; ``factor`` may carry a
-        factorisation of a previous solve with the same P (reused when F matches)."""
+        """Primal-dual active-set iteration from ``warm``.
+
+        Parameters
+        ----------
+        warm : ActiveSet
+            Starting working set (a previous solve's, or :meth:`cold_guess`).
+        factor : _FreeFactor, optional
+            A factorisation of a previous solve with the same P (reused as far as F
+            matches).
+        max_iter : int
+            Iterations before giving up.
+        block : int
+            0 releases every wrong-signed bound at once (warm starts: the working set is
+            nearly right). A positive value releases at most ``max(block, |F|)`` per step,
+            the most wrong-signed first (scaled by :meth:`_leave_score`), so a cold start's
+            free set grows geometrically from a small guess and the factorised block
+            stays near the final free set.
+
+        Returns
+        -------
+        (x, y, z)
+            Shapes (n,), (m,) over the stacked rows, (n,).
+        """
         n, C, d, lb, ub, P, q = self.n, self.C, self.d, self.lb, self.ub, self.P, self.q
         state = np.zeros(n, dtype=np.int8)
         state[warm.at_lower] = -1
@@ -1542,9 +1823,17 @@ class _ActiveSetKernel:
         is_ub_row = np.arange(self.m) >= self.m_eq
         ptol_lo = 1e-12 * np.maximum(1.0, np.abs(np.where(np.isfinite(lb), lb, 0.0)))
         ptol_up = 1e-12 * np.maximum(1.0, np.abs(np.where(np.isfinite(ub), ub, 0.0)))
+        row_scale = np.maximum(1.0, np.abs(d))
+        leave = self._leave_score() if block else None
+        x_scale = _x_scale(self.pb)
         fac = factor
         for _ in range(max_iter):
             self.iterations += 1
+            if block:  # a small free set may not span the equality rows
+                try:
+                    self._independent_working_set(state)
+                except _KernelFailed:
+                    pass  # nothing left to free: the EQP meets the rows or says why not
             key = state.tobytes() + in_W.tobytes()
             if key in seen:
                 raise _KernelFailed("primal-dual active-set iteration cycled")
@@ -1560,21 +1849,34 @@ class _ActiveSetKernel:
                 kept = free[fac.F]
                 if not kept.all():
                     fac.keep(kept)
-                extra = np.flatnonzero(free)
-                extra = extra[~np.isin(extra, fac.F, assume_unique=True)]
-                fac.add(extra)
+                new = free.copy()
+                new[fac.F] = False
+                fac.add(np.flatnonzero(new))
             F = fac.F
             B = np.flatnonzero(~free)
             x = np.where(state == -1, lb, np.where(state == 1, ub, 0.0))
-            if np.isinf(x[B]).any():
+            xB = x[B]
+            if np.isinf(xB).any():
                 raise _KernelFailed("warm start fixes a variable at an infinite bound")
-            gfix = P @ x  # x is zero on F here
-            xF, y = fac.eqp(W, q[F] + gfix[F], d[W] - C[W] @ x)
+            # the fixed variables' pull on the free ones: P_FB x_B, from the smaller gather
+            nzB = B[xB != 0.0]
+            gF = q[F]
+            if nzB.size and F.size:
+                if nzB.size <= F.size:
+                    gF = gF + (x[nzB] @ np.take(P, nzB, axis=0))[F]
+                else:
+                    gF = gF + np.take(np.take(P, F, axis=0), nzB, axis=1) @ x[nzB]
+            CW = C.rows(W)
+            xF, y = fac.eqp(W, gF, d[W] - CW @ x)
+            if block and xF.size and float(np.abs(xF).max()) > 1e6 * x_scale:
+                # only the regularisation holds x: the objective falls along a direction
+                # of the free block (singular P); PDAS does not recover from this
+                raise _KernelFailed("the free block is singular along a descent direction")
             x[F] = xF
-            g = P @ x + q
+            g = self._grad(x)
             zB = -(g[B] + self.eps * x[B])
             if W.size:
-                zB -= C[np.ix_(W, B)].T @ y
+                zB -= (y @ CW)[B]
             gscale = max(
                 self.dmax * float(np.abs(x).max()), float(np.abs(g).max()), self.qmax, _TINY
             )
@@ -1587,33 +1889,55 @@ class _ActiveSetKernel:
                 state[lo_v], state[up_v] = -1, 1
                 changed = True
             # dual: fixed variables with wrong-signed multipliers are released
-            wrong = (np.where(state[B] == -1, zB, -zB) > dtol) & ~self.fixed[B]
-            if wrong.any():
-                state[B[wrong]] = 0
+            wrongness = np.where(state[B] == -1, zB, -zB)
+            wrong = np.flatnonzero((wrongness > dtol) & ~self.fixed[B])
+            if wrong.size:
+                rel = B[wrong]
+                # the free set may double per step, or grow 5-fold when no free variable
+                # left its box (the free set is then probably still far too small)
+                lim = max(block, (1 if changed else 4) * F.size)
+                if block and rel.size > lim:
+                    assert leave is not None
+                    score = wrongness[wrong] * leave[rel]
+                    rel = rel[np.argpartition(-score, lim - 1)[:lim]]
+                state[rel] = 0
                 changed = True
             Wi = W[is_ub_row[W]]
             if Wi.size:
-                neg = y[is_ub_row[W]] * self.row_norm[Wi] < -dtol
+                neg = y[is_ub_row[W]] * self.row_norms(Wi) < -dtol
                 if neg.any():
                     in_W[Wi[neg]] = False
                     changed = True
             out = np.flatnonzero(~in_W)
             if out.size:
-                r = (C[out] @ x - d[out]) / np.maximum(1.0, np.abs(d[out]))
+                r = (self._rows_x(x)[out] - d[out]) / row_scale[out]
                 viol = np.flatnonzero(r > 1e-12)
                 if viol.size:
                     # most violated first, and never more rows than free variables
                     room = int((state == 0).sum()) - int(in_W.sum())
+                    if block and changed and viol.size > _COLD_ROW_BURST:
+                        room = min(room, 1)  # cold, bounds still moving: one at a time
                     viol = viol[np.argsort(-r[viol])][: max(room, 1)]
                     in_W[out[viol]] = True
                     changed = True
             if not changed:
                 if W.size:
-                    rw = np.abs(C[W] @ x - d[W]) / np.maximum(1.0, np.abs(d[W]))
-                    if float(rw.max()) > 1e-11:
+                    # rows the EQP left out as dependent on the others (multiplier 0)
+                    rw = (CW @ x - d[W]) / row_scale[W]
+                    slack = (rw < -1e-11) & is_ub_row[W]
+                    if slack.any():  # inactive after all: leave the working set
+                        in_W[W[slack]] = False
+                        continue
+                    unmet = np.abs(rw) > 1e-11
+                    if unmet.any():
+                        # not implied: a small free set cannot meet them all; free
+                        # variables that can (cold), or give up
+                        if block and self._release_for_rows(state, CW[unmet], rw[unmet], block):
+                            continue
                         raise _KernelFailed("working rows are not met accurately")
                 self.factor = fac
                 self.final_active = ActiveSet(state == -1, state == 1, in_W[self.m_eq :].copy())
+                self.final_objective = 0.5 * float(x @ (g + q))
                 z = np.zeros(n)
                 z[B] = zB
                 yfull = np.zeros(self.m)
@@ -1674,22 +1998,26 @@ def _run_active_set(problem: QPProblem, ctx: _Context) -> QPSolution:
     notes: list[str] = []
     result: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     warm = ctx.warm
-    factor: _FreeFactor | None = None
     try:
         if warm is not None and warm.active_set is not None:
-            start, label = warm.active_set, "warm start"
-            factor = _cached_factor(kern)
+            attempts = [("warm start", lambda: kern.pdas(warm.active_set, _cached_factor(kern)))]
         else:
-            # everything free: the equality-constrained minimiser, then fix what it violates
-            n = problem.n
-            start, label = (
-                ActiveSet(np.zeros(n, bool), np.zeros(n, bool), np.zeros(problem.m_ub, bool)),
-                "cold start",
-            )
-        try:
-            result = kern.pdas(start, factor)
-        except _KernelFailed as exc:
-            notes.append(f"{label}: {exc}")
+            # a small free set guessed from the gradient at a cheap point, grown by blocks:
+            # the factorised block stays near the final free set, not n (and on capped
+            # max-Sharpe problems this settles where starting all free cycles, even at
+            # n = 20); small problems that defeat it try every variable free before the LP
+            start, block = kern.cold_guess()
+            attempts = [("cold start", lambda: kern.pdas(start, max_iter=30, block=block))]
+            if problem.n <= _ALL_FREE_RETRY_MAX_N:
+                none = np.zeros(problem.n, dtype=bool)
+                every = ActiveSet(none, none, np.zeros(problem.m_ub, dtype=bool))
+                attempts.append(("all free", lambda: kern.pdas(every)))
+        for label, attempt in attempts:
+            try:
+                result = attempt()
+                break
+            except _KernelFailed as exc:
+                notes.append(f"{label}: {exc}")
         if result is None:
             x0 = None
             if warm is not None and kern._feasible(warm.x):
@@ -1717,7 +2045,17 @@ def _run_active_set(problem: QPProblem, ctx: _Context) -> QPSolution:
     if kern.factor is not None:
         _store_factor(kern, kern.factor)
     m_eq = problem.m_eq
-    sol = _raw(problem, "active_set", "optimal", x, y[:m_eq], y[m_eq:], z, kern.iterations)
+    sol = _raw(
+        problem,
+        "active_set",
+        "optimal",
+        x,
+        y[:m_eq],
+        y[m_eq:],
+        z,
+        kern.iterations,
+        objective=kern.final_objective,
+    )
     sol.active_set = kern.final_active
     sol.fallbacks.extend(notes)
     return sol
@@ -1797,10 +2135,14 @@ def _finish(
     raw = _lift(presolved, problem, sol)
     raw_kkt = check_kkt(problem, raw.x, raw.y_eq, raw.y_ub, raw.z)
     raw_ok = _kkt_ok(raw_kkt, tol)
-    candidates = _candidate_active_sets(red, sol.x, sol.y_ub, sol.z)
-    if sol.active_set is not None:  # the kernel knows its working set exactly
-        candidates.insert(0, sol.active_set)
+    raw.objective = raw_kkt["objective"]  # exact 0.5 x'Px + q'x, whatever the backend said
     clean = raw_ok and all(raw_kkt[k] <= 0.1 * tol for k in _KKT_KEYS)
+    if clean and not always_polish and sol.active_set is not None:
+        raw.kkt, raw.active_set = raw_kkt, sol.active_set  # the kernel knows it exactly
+        return raw, ""
+    candidates = _candidate_active_sets(red, sol.x, sol.y_ub, sol.z)
+    if sol.active_set is not None:
+        candidates.insert(0, sol.active_set)
     if clean and not always_polish:
         raw.kkt, raw.active_set = raw_kkt, candidates[0]
         return raw, ""

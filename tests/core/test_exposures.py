@@ -198,9 +198,11 @@ def test_calculator_matrix_notional_and_costs_match_each_fund():
 def test_calculator_with_types_picks_rows_and_adds_zero_rows_for_types_not_held():
     fmap = FundExposureMap.default()
     calc = ExposureCalculator(fmap, ["RSSB", "GLD"])
-    wider = calc.with_types(["BITCOIN", *calc.exposure_types[::-1]]) if "BITCOIN" in (
-        fmap.exposure_types
-    ) else calc.with_types(["COMMODITIES", *calc.exposure_types[::-1]])
+    wider = (
+        calc.with_types(["BITCOIN", *calc.exposure_types[::-1]])
+        if "BITCOIN" in (fmap.exposure_types)
+        else calc.with_types(["COMMODITIES", *calc.exposure_types[::-1]])
+    )
     direct = ExposureCalculator(fmap, ["RSSB", "GLD"], wider.exposure_types)
     np.testing.assert_array_equal(wider.matrix, direct.matrix)
     assert not wider.matrix[0].any()

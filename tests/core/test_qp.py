@@ -546,3 +546,269 @@ def test_solution_sign_conventions() -> None:
     assert (sol.y_ub >= 0).all() and (sol.y_ub[~act.ub_rows] == 0).all()
     resid = pb.P @ sol.x + pb.q + pb.A_eq.T @ sol.y_eq + pb.A_ub.T @ sol.y_ub + sol.z
     assert np.abs(resid).max() <= 1e-12
+
+
+# --------------------------------------------------------------------------------------
+# Cold solves of large problems: the kernel's small-free-set start
+# --------------------------------------------------------------------------------------
+
+
+def capped_universe(seed: int, n: int, *, mean_variance: bool = False) -> QPProblem:
+    """Long-only min variance (or mean-variance) like the benchmark's: a 5-factor
+    covariance (market loadings ~ N(1, 0.3), factors at most 70% of each asset's
+    variance, total vols 10-40%), weights <= 10%, 11 sectors <= 20%, one sector >= 5%.
+    Few weights end strictly between their bounds."""
+    rng = np.random.default_rng(seed)
+    f_vol = np.array([0.16, 0.08, 0.06, 0.05, 0.04])
+    B = np.column_stack([rng.normal(1.0, 0.3, n), rng.normal(0.0, 0.5, (n, 4))]) * f_vol
+    total = rng.uniform(0.10, 0.40, n)
+    B *= np.minimum(1.0, np.sqrt(0.7 * total**2 / (B**2).sum(axis=1)))[:, None]
+    P = B @ B.T + np.diag(total**2 - (B**2).sum(axis=1))
+    P = 0.5 * (P + P.T)
+    sector = rng.integers(0, 11, n)
+    G = np.zeros((11, n))
+    G[sector, np.arange(n)] = 1.0
+    A_ub = np.vstack([G, -G[:1]])
+    b_ub = np.append(np.full(11, 0.2), -0.05)
+    q = -rng.uniform(0.0, 0.12, n) / 4.0 if mean_variance else np.zeros(n)
+    return QPProblem(P, q, np.ones((1, n)), [1.0], A_ub, b_ub, 0.0, 0.1)
+
+
+def homogenised_max_sharpe(seed: int, n: int) -> QPProblem:
+    """The max-Sharpe QP as mean_variance.homogenised builds it: variables (y, kappa),
+    min y'Sy s.t. sum y = kappa, mu'y = 1, y_i <= 0.1 kappa (n rows), sectors <= 0.3 kappa."""
+    rng = np.random.default_rng(seed)
+    base = capped_universe(seed, n)
+    mu = rng.uniform(-0.02, 0.12, n)
+    P = np.zeros((n + 1, n + 1))
+    P[:n, :n] = base.P
+    A_eq = np.zeros((2, n + 1))
+    A_eq[0, :n], A_eq[0, n] = 1.0, -1.0
+    A_eq[1, :n] = mu
+    G = np.hstack([base.A_ub[:11], np.full((11, 1), -0.3)])
+    caps = np.hstack([np.eye(n), np.full((n, 1), -0.1)])
+    A_ub = np.vstack([G, caps])
+    lb, ub = np.zeros(n + 1), np.full(n + 1, np.inf)
+    return QPProblem(P, np.zeros(n + 1), A_eq, [0.0, 1.0], A_ub, np.zeros(A_ub.shape[0]), lb, ub)
+
+
+def largest_factor(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every free block the kernel factorises or extends."""
+    sizes: list[int] = []
+    refactor, add = qp._FreeFactor._refactor, qp._FreeFactor.add
+
+    def spy_refactor(self: qp._FreeFactor) -> None:
+        sizes.append(self.F.size)
+        refactor(self)
+
+    def spy_add(self: qp._FreeFactor, idx: np.ndarray) -> None:
+        add(self, idx)
+        sizes.append(self.F.size)
+
+    monkeypatch.setattr(qp._FreeFactor, "_refactor", spy_refactor)
+    monkeypatch.setattr(qp._FreeFactor, "add", spy_add)
+    return sizes
+
+
+def no_phase_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the kernel falls back to its LP-started primal method."""
+
+    def refuse(self: object) -> np.ndarray:
+        raise AssertionError("the cold start fell back to the phase-1 LP")
+
+    monkeypatch.setattr(qp._ActiveSetKernel, "_phase1", refuse)
+
+
+@pytest.mark.parametrize(("n", "mean_variance"), [(300, False), (450, True), (600, False)])
+def test_cold_large_solve_factorises_only_a_small_block(
+    monkeypatch: pytest.MonkeyPatch, n: int, mean_variance: bool
+) -> None:
+    pb = capped_universe(n, n, mean_variance=mean_variance)
+    ref = solve_qp(pb, solvers=["piqp"])
+    sizes = largest_factor(monkeypatch)
+    no_phase_one(monkeypatch)
+    sol = solve_qp(pb)
+    assert sol.solver == "active_set" and not sol.fallbacks
+    scale = max(abs(ref.objective), sol.kkt["objective_scale"])
+    assert abs(sol.objective - ref.objective) <= 1e-8 * scale
+    assert verify(pb, sol, tol=1e-8)
+    assert_x_close(pb, sol.x, ref.x, ref.objective)
+    assert sol.active_set is not None
+    n_free = sol.active_set.n_free
+    assert n_free < n / 5  # the premise: few weights strictly inside their bounds
+    # never more than the final free set plus the first guess (2 sqrt(n) + rows) twice
+    assert max(sizes) <= n_free + 4 * (2 * np.sqrt(n) + pb.m_eq)
+    assert max(sizes) < n / 2
+
+
+@pytest.mark.parametrize("n", [350, 500])
+def test_cold_large_solve_with_every_variable_free(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    # near-diagonal covariance, caps never reached: the optimum holds every asset
+    rng = np.random.default_rng(n)
+    d = rng.uniform(0.01, 0.09, n)
+    B = rng.normal(0.0, 0.01, (n, 3))
+    P = np.diag(d) + B @ B.T
+    pb = QPProblem(0.5 * (P + P.T), np.zeros(n), np.ones((1, n)), [1.0], None, None, 0.0, 0.5)
+    ref = solve_qp(pb, solvers=["piqp"])
+    sizes = largest_factor(monkeypatch)
+    no_phase_one(monkeypatch)
+    sol = solve_qp(pb)
+    assert sol.solver == "active_set" and not sol.fallbacks
+    assert (sol.x > 1e-6).all() and sol.active_set is not None and sol.active_set.n_free == n
+    scale = max(abs(ref.objective), sol.kkt["objective_scale"])
+    assert abs(sol.objective - ref.objective) <= 1e-8 * scale
+    assert_x_close(pb, sol.x, ref.x, ref.objective)
+    assert max(sizes) == n
+    # inverse-variance-like answer: unconstrained min variance on the budget row
+    x_closed = np.linalg.solve(pb.P, np.ones(n))
+    np.testing.assert_allclose(sol.x, x_closed / x_closed.sum(), atol=1e-10)
+
+
+@pytest.mark.parametrize("n", [310, 520])
+def test_cold_homogenised_max_sharpe_matches_a_maintained_solver(
+    monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    pb = homogenised_max_sharpe(n, n)
+    ref = solve_qp(pb, solvers=["piqp"])
+    no_phase_one(monkeypatch)
+    sol = solve_qp(pb)
+    assert sol.solver == "active_set" and not sol.fallbacks
+    scale = max(abs(ref.objective), sol.kkt["objective_scale"])
+    assert abs(sol.objective - ref.objective) <= 1e-8 * scale
+    assert verify(pb, sol, tol=1e-8)
+    w, w_ref = sol.x[:n] / sol.x[n], ref.x[:n] / ref.x[n]
+    np.testing.assert_allclose(w, w_ref, atol=1e-6)
+    assert w.max() <= 0.1 + 1e-12 and abs(w.sum() - 1.0) <= 1e-12
+
+
+def test_cold_solve_with_fixed_and_unbounded_variables() -> None:
+    # fixed weights, two unbounded (long-short overlay) variables and a box elsewhere
+    n = 400
+    base = capped_universe(3, n, mean_variance=True)
+    lb, ub = base.lb.copy(), base.ub.copy()
+    lb[:3] = ub[:3] = 0.02
+    lb[3:5], ub[3:5] = -np.inf, np.inf
+    pb = QPProblem(base.P, base.q, base.A_eq, base.b_eq, base.A_ub, base.b_ub, lb, ub)
+    ref = solve_qp(pb, solvers=["piqp"])
+    sol = solve_qp(pb)
+    assert sol.solver == "active_set" and not sol.fallbacks
+    assert_x_close(pb, sol.x, ref.x, ref.objective)
+    np.testing.assert_array_equal(sol.x[:3], 0.02)
+
+
+def test_every_variable_fixed_by_its_bounds() -> None:
+    pb = QPProblem(np.eye(3), -np.ones(3), np.ones((1, 3)), [0.6], lb=0.2, ub=0.2)
+    sol = solve_qp(pb)
+    assert sol.solver == "active_set" and not sol.fallbacks
+    np.testing.assert_array_equal(sol.x, 0.2)
+    # z makes the gradient vanish: x - 1 + y + z = 0, with y free to split the pull
+    np.testing.assert_allclose(sol.x - 1.0 + sol.y_eq[0] + sol.z, 0.0, atol=1e-12)
+    with pytest.raises(InfeasibleError):
+        solve_qp(QPProblem(np.eye(3), -np.ones(3), np.ones((1, 3)), [0.7], lb=0.2, ub=0.2))
+
+
+def test_warm_started_frontier_after_a_large_cold_solve() -> None:
+    # the cold answer's working set and factor seed the next points, as in the app
+    n = 400
+    base = capped_universe(17, n)
+    rng = np.random.default_rng(17)
+    mu = rng.uniform(0.0, 0.12, n)
+    first = solve_qp(base)
+    lo = float(mu @ first.x)
+    A_eq = np.vstack([base.A_eq, mu])
+    prev = first
+    for target in np.linspace(lo, lo + 0.02, 6)[1:]:
+        pb = QPProblem(base.P, base.q, A_eq, [1.0, target], base.A_ub, base.b_ub, 0.0, 0.1)
+        warm_from = prev if prev.y_eq.size == 2 else None
+        warm = solve_qp(pb, warm_start=warm_from, solvers=["active_set"])
+        ref = solve_qp(pb, solvers=["piqp"])
+        assert warm.solver == "active_set" and not warm.fallbacks
+        assert_x_close(pb, warm.x, ref.x, ref.objective)
+        prev = warm
+
+
+# --------------------------------------------------------------------------------------
+# Kernel pieces: factor updates, row blocks, sparse products
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_free_factor_add_and_keep_track_the_free_block(big: bool) -> None:
+    # big: blocks over 256 columns, where dropping refactorises only the trailing block
+    rng = np.random.default_rng(4)
+    n = 400 if big else 60
+    pb = QPProblem(factor_cov(rng, n, k=4), np.zeros(n), lb=0.0, ub=1.0)
+    kern = qp._ActiveSetKernel(pb, qp._Context(tol=1e-9, deadline=np.inf, warm=None))
+    fac = qp._FreeFactor(kern, np.array([5, 1, 9]))
+
+    def check() -> None:
+        F = fac.F
+        H = pb.P[np.ix_(F, F)] + kern.eps * np.eye(F.size)
+        np.testing.assert_allclose(fac.H, H, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(fac.L @ fac.L.T, H, rtol=0, atol=1e-13)
+        assert np.allclose(fac.L, np.tril(fac.L))
+
+    check()
+    fac.add(np.array([30, 2, 44, 17]))
+    check()
+    fac.add(np.arange(50, 330 if big else 60))
+    check()
+    for drop in ([0], [-1], [-3, -2], [3, 7, 8], None, [0, 1, 2]):
+        # first, last, trailing pair, early, scattered (None), leading
+        m = fac.F.size
+        mask = np.ones(m, dtype=bool)
+        mask[[m // 2, m // 2 + 1, -5] if drop is None else drop] = False
+        kept = fac.F[mask]
+        fac.keep(mask)
+        np.testing.assert_array_equal(fac.F, kept)
+        check()
+    fac.keep(np.zeros(fac.F.size, dtype=bool))
+    assert fac.F.size == 0 and fac.L.shape == (0, 0)
+
+
+def test_row_blocks_match_the_stacked_rows() -> None:
+    rng = np.random.default_rng(2)
+    n = 300
+    A_eq, A_ub = rng.normal(size=(2, n)), rng.normal(size=(2000, n))
+    C = np.vstack([A_eq, A_ub])
+    rows = qp._Rows(A_eq, A_ub)
+    idx = np.array([401, 0, 5, 1, 2, 1999])
+    cols = np.array([7, 3, 250, 11])
+    np.testing.assert_array_equal(rows.rows(idx), C[idx])
+    np.testing.assert_array_equal(rows.rows(idx[2:]), C[idx[2:]])
+    np.testing.assert_array_equal(rows.rows(idx[1:2]), C[idx[1:2]])
+    np.testing.assert_array_equal(rows.cols(cols), C[:, cols])
+    np.testing.assert_array_equal(rows.block(idx, cols), C[np.ix_(idx, cols)])
+    big = np.arange(0, 2002, 2)
+    np.testing.assert_array_equal(rows.block(big, cols), C[np.ix_(big, cols)])
+    x = rng.normal(size=n)
+    np.testing.assert_allclose(rows @ x, C @ x, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(rows.row_absmax(), np.abs(C).max(axis=1), rtol=0, atol=0)
+    # the column cache of A_ub: few columns (no cache), new ones, the same reversed, half
+    # new, enough new to grow the cache, then more than half of A_ub (no cache)
+    first = np.arange(0, 90, 3)
+    batches = [
+        cols,
+        first,
+        first[::-1],
+        np.concatenate([first[:15], np.arange(100, 115)]),
+        np.arange(200, 240),
+        np.arange(0, 200),
+        first,
+    ]
+    for c in batches:
+        v = rng.normal(size=c.size)
+        np.testing.assert_allclose(rows.cols_matvec(c, v), C[:, c] @ v, rtol=1e-12, atol=1e-12)
+    assert rows._slab_k == 85 and rows._slab.shape[1] > 64  # cached 30 + 15 + 40, grown
+
+
+def test_sparse_products_in_the_kkt_check() -> None:
+    rng = np.random.default_rng(8)
+    A = rng.normal(size=(50, 40))
+    for nnz in (0, 3, 39):
+        x = np.zeros(40)
+        x[rng.choice(40, nnz, replace=False)] = rng.normal(size=nnz)
+        np.testing.assert_allclose(qp._matvec(A, x), A @ x, rtol=1e-13, atol=1e-14)
+        y = np.zeros(50)
+        y[rng.choice(50, min(nnz, 50), replace=False)] = rng.normal(size=min(nnz, 50))
+        np.testing.assert_allclose(qp._rmatvec(A, y), A.T @ y, rtol=1e-13, atol=1e-14)
