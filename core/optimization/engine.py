@@ -96,7 +96,7 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
     """Symmetrise and repair a covariance to PSD; say what was repaired.
 
     The answer for the last few matrices is remembered by :func:`core.linalg.fingerprint`
-    (two matrix-vector products), so re-solving on the same covariance (a frontier click,
+    (one matrix-vector product), so re-solving on the same covariance (a frontier click,
     a new constraint, another objective) skips the O(n^3) check. The returned matrix is
     the engine's own read-only copy.
     """
@@ -178,8 +178,7 @@ def _frontier_by_path(
     form: LinearForm, mu: np.ndarray, cov: np.ndarray, rf: float, n_points: int
 ) -> list[tuple[np.ndarray, str, float]] | None:
     """Frontier points (variables, solver, variance) from the exact corner-portfolio path,
-    or None
-    when it cannot be traced (the caller then solves point by point).
+    or None when it cannot be traced (the caller then solves point by point).
 
     InfeasibleError propagates: the point-by-point method would raise the same one.
     """
@@ -602,7 +601,9 @@ class OptimizationEngine:
             cov, w_mkt, risk_aversion, risk_free_rate, checked=True
         )
         fund_names = set(symbols)
-        if all(str(a).strip().upper() in fund_names for v in views for a in v.assets):
+        types = self.fund_map.exposure_types
+        named = {str(a).strip().upper() for v in views for a in v.assets}
+        if all(a in fund_names and a not in types for a in named):
             P, Q = bl.views_to_matrices(list(views), symbols)  # views on funds only
         else:  # a view on an exposure type is a view through the exposure matrix
             calc = ExposureCalculator(self.fund_map, symbols)
