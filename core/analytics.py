@@ -148,6 +148,23 @@ def _check_returns(returns: Any) -> pd.Series:
     return r
 
 
+def held_marginal(sigma: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``Sigma w`` on the funds held (``w_i != 0``), zero elsewhere; shape (N,).
+
+    An optimal portfolio holds a few dozen of 1,000 funds: reading only the rows and
+    columns of those (k^2 numbers) instead of the whole matrix (a pass over 8 MB that
+    runs at memory speed) is what makes measuring a result cheap. Everything that
+    multiplies ``Sigma w`` by ``w`` again (variance, risk contributions) needs no more.
+    """
+    idx = np.flatnonzero(w)
+    out = np.zeros(len(w))
+    if 2 * idx.size > len(w):
+        out[idx] = (sigma @ w)[idx]
+    elif idx.size:
+        out[idx] = sigma[np.ix_(idx, idx)] @ w[idx]
+    return out
+
+
 def exposure_contributions(
     w: np.ndarray,
     e: np.ndarray,
@@ -165,7 +182,7 @@ def exposure_contributions(
     marginal = sigma_x @ x
     systematic = float(x @ marginal)
     if include_residual:
-        total = max(float(w @ sigma @ w), 0.0)
+        total = max(float(w @ held_marginal(sigma, w)), 0.0)
         vol = math.sqrt(total)
         if vol == 0.0:
             return pd.Series(0.0, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
@@ -352,7 +369,7 @@ class PortfolioAnalytics:
     def variance(self, weights: WeightsLike) -> float:
         """``w' Sigma w`` (annual); cash adds nothing."""
         w = self._w(weights)
-        return max(float(w @ self.sigma @ w), 0.0)
+        return max(float(w @ held_marginal(self.sigma, w)), 0.0)
 
     def volatility(self, weights: WeightsLike) -> float:
         """``sqrt(w' Sigma w)``: annual volatility (fraction)."""
@@ -377,7 +394,7 @@ class PortfolioAnalytics:
             row.
         """
         w = self._w(weights)
-        marginal = self.sigma @ w
+        marginal = held_marginal(self.sigma, w)  # w_i (Sigma w)_i is 0 where w_i is
         vol = math.sqrt(max(float(w @ marginal), 0.0))
         if vol == 0.0:
             return self._series(np.zeros_like(w), "risk_contribution")
@@ -487,7 +504,8 @@ class PortfolioAnalytics:
         vol = self.volatility(w)
         if vol == 0.0:
             return float("nan")
-        return float(np.abs(w) @ np.sqrt(np.diag(self.sigma)) / vol)
+        idx = np.flatnonzero(w)
+        return float(np.abs(w[idx]) @ np.sqrt(self.sigma[idx, idx]) / vol)
 
     def _normalised_abs(self, weights: WeightsLike) -> np.ndarray:
         a = np.abs(self._w(weights))
