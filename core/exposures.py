@@ -765,30 +765,23 @@ class ExposureCalculator:
                     f"Unknown exposure types: {', '.join(unknown)}", field="exposure_types"
                 )
         funds = [fund_map.funds[s] for s in self.symbols]
-        # One pass over each fund's few exposures (not types x funds lookups, nor a second
-        # pass for the types carried): this runs for every optimization.
-        codes: list[str] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        notional_pct = np.zeros(len(funds))
-        for j, f in enumerate(funds):
-            total = 0.0
-            for code, v in f.exposures.items():
-                total += abs(v)
-                codes.append(code)
-                cols.append(j)
-                vals.append(v)
-            notional_pct[j] = total
+        # Flat lists of every fund's few exposures, then arrays (not types x funds lookups
+        # nor a Python loop per fund): this runs for every optimization.
+        maps = [f.exposures for f in funds]
+        counts = np.fromiter(map(len, maps), dtype=np.intp, count=len(maps))
+        codes = [c for m in maps for c in m]
+        vals = np.fromiter((v for m in maps for v in m.values()), dtype=float, count=len(codes))
+        cols = np.repeat(np.arange(len(funds)), counts)
+        notional_pct = np.bincount(cols, weights=np.abs(vals), minlength=len(funds))
         if exposure_types is None:  # the types the funds carry, in registry order
-            used = {c for c, v in zip(codes, vals, strict=True) if v != 0}
+            used = {c for c, v in zip(codes, vals.tolist(), strict=True) if v != 0}
             exposure_types = [c for c in fund_map.exposure_types if c in used]
         self.exposure_types = list(exposure_types)
         row = {code: k for k, code in enumerate(self.exposure_types)}
-        keep = [i for i, c in enumerate(codes) if c in row]
+        rows = np.fromiter((row.get(c, -1) for c in codes), dtype=np.intp, count=len(codes))
+        keep = rows >= 0
         self.matrix = np.zeros((len(self.exposure_types), len(funds)))
-        self.matrix[[row[codes[i]] for i in keep], [cols[i] for i in keep]] = (
-            np.asarray([vals[i] for i in keep], dtype=float) / 100.0
-        )
+        self.matrix[rows[keep], cols[keep]] = vals[keep] / 100.0
         self.notionals = notional_pct / 100.0
         expense = np.array([f.expense_ratio for f in funds], dtype=float)
         spread = np.array([f.financing_spread for f in funds], dtype=float)
