@@ -70,17 +70,26 @@ class _Row:
         return self.target - self.current
 
 
-class _CompareModel(QAbstractTableModel):
-    """Rows of (label, detail, current, target, change); read-only."""
+class _Table(QAbstractTableModel):
+    """Row and column counts and the header row of the read-mostly tables below.
 
-    HEADERS: tuple[str, ...] = ("Name", "Detail", "Current", "Target", "Change")
+    A subclass gives ``HEADERS``, the number of rows (:meth:`_n_rows`) and which columns
+    hold numbers (:meth:`_numeric_column`, right-aligned in the header and the cells).
+    """
 
-    def __init__(self, parent: Any = None):
-        super().__init__(parent)
-        self._rows: list[_Row] = []
+    HEADERS: tuple[str, ...] = ()
+
+    def _n_rows(self) -> int:
+        raise NotImplementedError
+
+    def _numeric_column(self, column: int) -> bool:
+        return False
+
+    def _header(self, section: int) -> str:
+        return self.HEADERS[section]
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self._rows)
+        return 0 if parent.isValid() else self._n_rows()
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(self.HEADERS)
@@ -91,10 +100,26 @@ class _CompareModel(QAbstractTableModel):
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
+            return self._header(section)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if section >= 2 else _LEFT
+            return _RIGHT if self._numeric_column(section) else _LEFT
         return None
+
+
+class _CompareModel(_Table):
+    """Rows of (label, detail, current, target, change); read-only."""
+
+    HEADERS: tuple[str, ...] = ("Name", "Detail", "Current", "Target", "Change")
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self._rows: list[_Row] = []
+
+    def _n_rows(self) -> int:
+        return len(self._rows)
+
+    def _numeric_column(self, column: int) -> bool:
+        return column >= 2
 
     def row(self, i: int) -> _Row:
         return self._rows[i]
@@ -125,7 +150,7 @@ class _CompareModel(QAbstractTableModel):
                 return r.detail
             return values[col - 2]
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if col >= 2 else _LEFT
+            return _RIGHT if self._numeric_column(col) else _LEFT
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == 4 and r.change is not None and abs(r.change) >= 5e-4:
                 return _UP if r.change > 0 else _DOWN
@@ -319,7 +344,7 @@ METRICS: tuple[
 )
 
 
-class MetricsModel(QAbstractTableModel):
+class MetricsModel(_Table):
     """One row per metric; columns Metric, Current, Chosen."""
 
     HEADERS = ("Metric", "Current", "Chosen")
@@ -341,22 +366,14 @@ class MetricsModel(QAbstractTableModel):
         self.endResetModel()
         self.headerDataChanged.emit(Qt.Orientation.Horizontal, 2, 2)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(METRICS)
+    def _n_rows(self) -> int:
+        return len(METRICS)
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.HEADERS)
+    def _numeric_column(self, column: int) -> bool:
+        return column >= 1
 
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:  # noqa: N802, E501
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.chosen_title if section == 2 else self.HEADERS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if section >= 1 else _LEFT
-        return None
+    def _header(self, section: int) -> str:
+        return self.chosen_title if section == 2 else self.HEADERS[section]
 
     def value(self, label: str, which: str = "chosen") -> Any:
         """The raw value of metric ``label`` for 'current' or 'chosen' (None if absent)."""
@@ -382,7 +399,7 @@ class MetricsModel(QAbstractTableModel):
                 return value
             return fmt(value) if value not in (None, "") else ""
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if col >= 1 and numeric else _LEFT
+            return _RIGHT if self._numeric_column(col) and numeric else _LEFT
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == 2 and name == "Status" and result is not None and result.message:
                 return result.message
@@ -395,7 +412,7 @@ class MetricsModel(QAbstractTableModel):
         return None
 
 
-class TargetExposureModel(QAbstractTableModel):
+class TargetExposureModel(_Table):
     """The exposure-matching target: one row per exposure type, target in percent.
 
     The target is kept in the workspace settings (``target_exposures``: code ->
@@ -453,22 +470,11 @@ class TargetExposureModel(QAbstractTableModel):
     def row_of(self, code: str) -> int:
         return self._codes.index(code)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self._codes)
+    def _n_rows(self) -> int:
+        return len(self._codes)
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:  # noqa: N802, E501
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if section == self.TARGET else _LEFT
-        return None
+    def _numeric_column(self, column: int) -> bool:
+        return column == self.TARGET
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
@@ -496,7 +502,7 @@ class TargetExposureModel(QAbstractTableModel):
                 return round(value * 100, 6)
             return code if col == 0 else (etype.group.label if etype is not None else "")
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if col == self.TARGET else _LEFT
+            return _RIGHT if self._numeric_column(col) else _LEFT
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == 1 or (col == self.TARGET and abs(value) < 1e-12):
                 return _MUTED
