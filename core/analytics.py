@@ -124,6 +124,14 @@ def _check_return_units(mu: np.ndarray) -> None:
         )
 
 
+def _check_rate_units(risk_free_rate: float) -> None:
+    if abs(float(risk_free_rate)) > 0.5:
+        raise ValidationError(
+            f"risk_free_rate {risk_free_rate} looks like percent; enter 0.02 for 2%",
+            field="risk_free_rate",
+        )
+
+
 def _check_returns(returns: Any) -> pd.Series:
     if not isinstance(returns, pd.Series):
         raise DataError(f"returns must be a pandas Series, got {type(returns).__name__}")
@@ -258,11 +266,7 @@ class PortfolioAnalytics:
             raise ValidationError("risk_free_rate must be a number", field="risk_free_rate")
         if not math.isfinite(float(risk_free_rate)):
             raise ValidationError("risk_free_rate must be finite", field="risk_free_rate")
-        if abs(float(risk_free_rate)) > 0.5:
-            raise ValidationError(
-                f"risk_free_rate {risk_free_rate} looks like percent; enter 0.02 for 2%",
-                field="risk_free_rate",
-            )
+        _check_rate_units(risk_free_rate)
         self.symbols: list[str] = [str(s) for s in cov.columns]
         self.mu = mu
         self.sigma = cov.to_numpy()
@@ -285,11 +289,7 @@ class PortfolioAnalytics:
         """
         _check_variance_units(np.diag(sigma), "covariance")
         _check_return_units(np.asarray(mu, dtype=float))
-        if abs(float(risk_free_rate)) > 0.5:
-            raise ValidationError(
-                f"risk_free_rate {risk_free_rate} looks like percent; enter 0.02 for 2%",
-                field="risk_free_rate",
-            )
+        _check_rate_units(risk_free_rate)
         self = cls.__new__(cls)
         self.symbols = list(symbols)
         self.mu = np.asarray(mu, dtype=float)

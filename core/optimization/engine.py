@@ -42,9 +42,7 @@ def _vector(values: Any, symbols: list[str], what: str) -> np.ndarray:
         values = pd.Series(values, dtype=float)
     if isinstance(values, pd.Series):
         # plain lists (iterating an Arrow-backed index item by item is 10x slower)
-        idx = dict(
-            zip((str(k).upper() for k in values.index.tolist()), values.tolist(), strict=True)
-        )
+        idx = dict(zip(upper_symbols(values.index.tolist()), values.tolist(), strict=True))
         missing = [s for s in symbols if s not in idx]
         if missing:
             raise ValidationError(f"{what} missing for: {', '.join(missing)}", field=what)
