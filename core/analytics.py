@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from core.errors import DataError, ValidationError
+from core.exposures import symbol_index
 from core.linalg import is_psd
 from core.portfolio import CASH_LABEL
 
@@ -195,11 +197,13 @@ def exposure_contributions(
         if vol == 0.0:
             return pd.Series(0.0, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
         values = np.append(x * marginal / vol, (total - systematic) / vol)
-        return pd.Series(values, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
+        return pd.Series(
+            values, index=symbol_index([*types, RESIDUAL_LABEL]), name="risk_contribution"
+        )
     vol_x = math.sqrt(max(systematic, 0.0))
     if vol_x == 0.0:
         return pd.Series(0.0, index=types, name="risk_contribution")
-    return pd.Series(x * marginal / vol_x, index=types, name="risk_contribution")
+    return pd.Series(x * marginal / vol_x, index=symbol_index(types), name="risk_contribution")
 
 
 class PortfolioAnalytics:
@@ -272,7 +276,6 @@ class PortfolioAnalytics:
         self.sigma = cov.to_numpy()
         self.fund_map = fund_map
         self.risk_free_rate = float(risk_free_rate)
-        self._pos = {s: i for i, s in enumerate(self.symbols)}
 
     @classmethod
     def _from_checked(
@@ -296,10 +299,14 @@ class PortfolioAnalytics:
         self.sigma = sigma
         self.fund_map = fund_map
         self.risk_free_rate = float(risk_free_rate)
-        self._pos = {s: i for i, s in enumerate(self.symbols)}
         return self
 
     # ----------------------------------------------------------------- weights
+    @cached_property
+    def _pos(self) -> dict[str, int]:
+        """Position of each symbol (built on first use: only named weights need it)."""
+        return {s: i for i, s in enumerate(self.symbols)}
+
     def _split(self, weights: WeightsLike, cash: float | None = None) -> tuple[np.ndarray, float]:
         """Fund weights of shape (N,) and the cash weight (given, or ``1 - sum(w)``)."""
         given_cash: float | None = None
@@ -355,7 +362,7 @@ class PortfolioAnalytics:
         return self._split(weights)[0]
 
     def _series(self, values: np.ndarray, name: str) -> pd.Series:
-        return pd.Series(values, index=pd.Index(self.symbols, dtype=object), name=name)
+        return pd.Series(values, index=symbol_index(self.symbols, object_dtype=True), name=name)
 
     # ----------------------------------------------------------- return & risk
     def expected_return(self, weights: WeightsLike, cash: float | None = None) -> float:

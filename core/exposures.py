@@ -709,10 +709,14 @@ def upper_symbols(symbols: Iterable[Any], *, strip: bool = False) -> list[str]:
     Runs on every optimization call; for 1,000 funds the per-item loop cost 0.15 ms, a
     tenth of a whole Black-Litterman update.
     """
-    items = list(map(str, symbols))
+    items = symbols if isinstance(symbols, list) else list(symbols)
     if not items:
         return []
-    joined = "\x00".join(items)
+    try:
+        joined = "\x00".join(items)
+    except TypeError:  # not all strings
+        items = list(map(str, items))
+        joined = "\x00".join(items)
     out = joined.upper().split("\x00")
     if len(out) != len(items):  # a symbol holding NUL: item by item
         out = [s.upper() for s in items]
@@ -723,6 +727,28 @@ def upper_symbols(symbols: Iterable[Any], *, strip: bool = False) -> list[str]:
 
 #: Whitespace next to a separator of the joined symbols: some symbol needs stripping.
 _PADDED = re.compile(r"\s\x00|\x00\s")
+
+#: Symbol indexes already built (pandas infers and converts 1,000 strings in 0.06 ms).
+_INDEXES: dict[tuple[tuple[str, ...], bool], pd.Index] = {}
+_INDEXES_KEPT = 32
+
+
+def symbol_index(symbols: Sequence[str], *, object_dtype: bool = False) -> pd.Index:
+    """``pd.Index(symbols)`` for labelling a result, without building it again.
+
+    Every optimization result labels a few series with the same funds; pandas takes
+    about 0.06 ms to build that index from 1,000 strings, against 0.01 ms to hash them.
+    The index is kept for the last few symbol lists and handed out as a new view each
+    time, so renaming one result's index cannot change another's.
+    """
+    key = (tuple(symbols), object_dtype)
+    idx = _INDEXES.get(key)
+    if idx is None:
+        idx = pd.Index(list(key[0]), dtype=object if object_dtype else None)
+        if len(_INDEXES) >= _INDEXES_KEPT:
+            del _INDEXES[next(iter(_INDEXES))]
+        _INDEXES[key] = idx
+    return idx.view()
 
 
 class ExposureCalculator:
@@ -853,7 +879,9 @@ class ExposureCalculator:
 
     def portfolio_exposures(self, weights) -> pd.Series:
         """``x = E w``: exposure per type as a fraction of portfolio value."""
-        return pd.Series(self.matrix @ self._weights(weights), index=self.exposure_types)
+        return pd.Series(
+            self.matrix @ self._weights(weights), index=symbol_index(self.exposure_types)
+        )
 
     def total_notional(self, weights) -> float:
         """``sum_i |w_i| * notional_i`` as a fraction of portfolio value."""
@@ -869,7 +897,7 @@ class ExposureCalculator:
         """Portfolio exposure summed per asset-class group (fractions)."""
         present, g = self.group_matrix()
         x = self.matrix @ self._weights(weights)
-        return pd.Series(g @ x, index=[grp.value for grp in present])
+        return pd.Series(g @ x, index=symbol_index([grp.value for grp in present]))
 
     def fund_costs(self, weights) -> float:
         """Weighted annual cost of the funds (expense + financing), fraction per year."""

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError, InfeasibleError, StackOptWarning, ValidationError
-from core.exposures import ExposureCalculator, FundExposureMap, upper_symbols
+from core.exposures import ExposureCalculator, FundExposureMap, symbol_index, upper_symbols
 from core.linalg import fingerprint, is_psd
 from core.optimization import mean_variance as mv
 from core.optimization.constraints import (
@@ -317,7 +317,7 @@ class OptimizationEngine:
         elif not message:
             message = f"Optimal ({raw.solver})"
         return OptimizationResult(
-            weights=pd.Series(w, index=form.symbols),
+            weights=pd.Series(w, index=symbol_index(form.symbols)),
             objective=objective,
             success=ok,
             message=message,
@@ -477,7 +477,7 @@ class OptimizationEngine:
         if constraints.target_return is not None or constraints.target_volatility is not None:
             constraints = constraints.copy(target_return=None, target_volatility=None)
         form = self._form(symbols, constraints)
-        labels = pd.Index(symbols)  # built once: every point's weights share it
+        labels = symbol_index(symbols)  # built once: every point's weights share it
         mu_v, cov_v = mv.extend(form, mu, cov, 0.0)
         if form.has_cash:
             mu_v[-1] = risk_free_rate
@@ -630,7 +630,7 @@ class OptimizationEngine:
             symbols, market_weights, covariance_matrix, views, risk_aversion, tau,
             risk_free_rate, False,
         )  # fmt: skip
-        return pd.Series(post.mean, index=symbols)
+        return pd.Series(post.mean, index=symbol_index(symbols))
 
     # ------------------------------------------------------- exposure matching
     def _fund_model(self, symbols: list[str]):

@@ -142,7 +142,9 @@ class QPProblem:
         q = _as_float_array(self.q, "q", 1)
         if q.shape != (n,):
             raise ValidationError(f"q must have shape ({n},), got {q.shape}", field="q")
-        if not np.isfinite(P).all():
+        # a finite sum means finite entries (NaN and infinity propagate); the entry-wise
+        # test (an n x n temporary) runs only when the sum is not finite
+        if not (np.isfinite(P.sum()) or np.isfinite(P).all()):
             problems.append("P has NaN or infinite entries")
         if not np.isfinite(q).all():
             problems.append("q has NaN or infinite entries")

@@ -415,3 +415,73 @@ def test_result_to_trades_reaches_target_on_sample_workspace(engine):
     assert all(float(t.quantity).is_integer() for t in plan.trades)
     drift = (plan.weights_after.reindex(syms).fillna(0) - res.weights).abs().max()
     assert drift < 0.01  # whole shares of a ~$250k account land within 1% of target
+
+
+# ------------------------------------------------------------ kept constraint forms
+def test_kept_form_follows_every_edit_of_funds_and_constraints():
+    """Constraint matrices are kept between solves; any edit must give a new answer.
+
+    The exposure cap binds, so moving a fund's exposure (in place, in its dictionary),
+    replacing a fund, or editing the constraints object must each change the optimum
+    exactly as a freshly built engine's.
+    """
+    from core.optimization.constraints import linear_form
+
+    def build() -> FundExposureMap:
+        return FundExposureMap(
+            [
+                FundDefinition("EQ", exposures={"US_EQUITY": 100.0}, source="test"),
+                FundDefinition("BD", exposures={"UST_10Y": 100.0}, source="test"),
+                FundDefinition("MX", exposures={"US_EQUITY": 60.0, "UST_10Y": 40.0}, source="t"),
+            ]
+        )
+
+    syms = ["EQ", "BD", "MX"]
+    mu = np.array([0.08, 0.03, 0.06])
+    cov = np.array([[0.04, 0.0, 0.02], [0.0, 0.01, 0.004], [0.02, 0.004, 0.016]])
+    cons = OptimizationConstraints(max_exposure_per_type={"US_EQUITY": 0.5})
+
+    def solve(fmap: FundExposureMap, c: OptimizationConstraints) -> np.ndarray:
+        eng = OptimizationEngine(fund_map=fmap)
+        r = eng.optimize_mean_variance(syms, mu, cov, c, "max_return", risk_free_rate=0.0)
+        return r.weights.to_numpy()
+
+    fmap = build()
+    first = solve(fmap, cons)
+    form = linear_form(syms, cons, fmap)
+    again = linear_form(syms, cons, fmap)
+    assert again.A_ub is form.A_ub  # kept: not built again
+    assert not form.A_ub.flags.writeable  # shared, so read-only
+    again.ub_names.append("x")  # the lists are the caller's own
+    assert "x" not in linear_form(syms, cons, fmap).ub_names
+
+    fmap.funds["MX"].exposures["US_EQUITY"] = 20.0  # edited in place
+    fresh = build()
+    fresh.funds["MX"].exposures["US_EQUITY"] = 20.0
+    edited = solve(fmap, cons)
+    assert not np.allclose(edited, first, atol=1e-6)
+    np.testing.assert_allclose(edited, solve(fresh, cons), atol=1e-9)
+
+    fmap.set_fund(FundDefinition("MX", exposures={"US_EQUITY": 90.0}, source="t"))
+    fresh.set_fund(FundDefinition("MX", exposures={"US_EQUITY": 90.0}, source="t"))
+    np.testing.assert_allclose(solve(fmap, cons), solve(fresh, cons), atol=1e-9)
+
+    cons.max_exposure_per_type["US_EQUITY"] = 0.3  # the constraints edited in place
+    np.testing.assert_allclose(
+        solve(fmap, cons),
+        solve(fresh, OptimizationConstraints(max_exposure_per_type={"US_EQUITY": 0.3})),
+        atol=1e-9,
+    )
+
+
+def test_result_labels_are_each_results_own():
+    """Results share one built index of the symbols; renaming one must not rename others."""
+    eng = OptimizationEngine(fund_map=plain_map(4)[0])
+    syms = plain_map(4)[1]
+    cov = random_cov(np.random.default_rng(3), 4)
+    a = eng.optimize_mean_variance(syms, None, cov, None, "min_volatility")
+    b = eng.optimize_mean_variance(syms, None, cov, None, "min_volatility")
+    a.weights.index.name = "fund"
+    a.risk_contributions.index.name = "fund"
+    assert b.weights.index.name is None and b.risk_contributions.index.name is None
+    assert list(b.weights.index) == syms
