@@ -182,17 +182,21 @@ def exposure_contributions(
     sigma: np.ndarray,
     types: list[str],
     include_residual: bool = True,
+    *,
+    sigma_w: np.ndarray | None = None,
 ) -> pd.Series:
     """:meth:`PortfolioAnalytics.exposure_risk_contributions` on checked arrays.
 
     ``w`` (N,), ``e`` (K, N), ``sigma_x`` (K, K) in the order of ``types``, ``sigma``
-    (N, N): for the optimizer, whose inputs were checked once per call.
+    (N, N): for the optimizer, whose inputs were checked once per call. ``sigma_w`` is
+    :func:`held_marginal` of ``sigma`` and ``w`` when the caller has it already.
     """
     x = e @ w
     marginal = sigma_x @ x
     systematic = float(x @ marginal)
     if include_residual:
-        total = max(float(w @ held_marginal(sigma, w)), 0.0)
+        sw = held_marginal(sigma, w) if sigma_w is None else sigma_w
+        total = max(float(w @ sw), 0.0)
         vol = math.sqrt(total)
         if vol == 0.0:
             return pd.Series(0.0, index=[*types, RESIDUAL_LABEL], name="risk_contribution")
@@ -294,6 +298,7 @@ class PortfolioAnalytics:
         _check_return_units(np.asarray(mu, dtype=float))
         _check_rate_units(risk_free_rate)
         self = cls.__new__(cls)
+        self._memo = []  # short-lived: one result is measured, the inputs cannot change
         self.symbols = list(symbols)
         self.mu = np.asarray(mu, dtype=float)
         self.sigma = sigma
@@ -373,10 +378,27 @@ class PortfolioAnalytics:
         w, c = self._split(weights, cash)
         return float(w @ self.mu + c * self.risk_free_rate)
 
+    #: (weights, Sigma w) already computed, on the optimizer's own instances only (a
+    #: result asks for Sigma w five times: volatility, Sharpe, diversification, risk and
+    #: exposure contributions); None on public ones, whose covariance may be edited.
+    _memo: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _sigma_w(self, w: np.ndarray) -> np.ndarray:
+        """:func:`held_marginal` of the covariance and ``w`` (remembered, see ``_memo``)."""
+        if self._memo is None:
+            return held_marginal(self.sigma, w)
+        for w0, sw in self._memo:
+            if np.array_equal(w0, w):
+                return sw
+        sw = held_marginal(self.sigma, w)
+        sw.flags.writeable = False
+        self._memo[:] = [(w.copy(), sw)]
+        return sw
+
     def variance(self, weights: WeightsLike) -> float:
         """``w' Sigma w`` (annual); cash adds nothing."""
         w = self._w(weights)
-        return max(float(w @ held_marginal(self.sigma, w)), 0.0)
+        return max(float(w @ self._sigma_w(w)), 0.0)
 
     def volatility(self, weights: WeightsLike) -> float:
         """``sqrt(w' Sigma w)``: annual volatility (fraction)."""
@@ -401,7 +423,7 @@ class PortfolioAnalytics:
             row.
         """
         w = self._w(weights)
-        marginal = held_marginal(self.sigma, w)  # w_i (Sigma w)_i is 0 where w_i is
+        marginal = self._sigma_w(w)  # w_i (Sigma w)_i is 0 where w_i is
         vol = math.sqrt(max(float(w @ marginal), 0.0))
         if vol == 0.0:
             return self._series(np.zeros_like(w), "risk_contribution")

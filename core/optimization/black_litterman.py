@@ -335,18 +335,25 @@ def _confidences(confidences: np.ndarray, k: int) -> np.ndarray:
     return c
 
 
-def _sigma_pt(cov: np.ndarray, p: np.ndarray) -> np.ndarray:
+def _sigma_pt(cov: np.ndarray, p: np.ndarray, symmetric: bool = False) -> np.ndarray:
     """``Sigma P'`` of shape (n, k), using only the columns of Sigma that a view names.
 
     A view names a few funds, so each column of the result is a combination of a few
     columns of Sigma: 0.02 ms at n = 1000, against 0.23 ms for three full
     matrix-vector products and 0.53 ms for OpenBLAS's product with a 3-column matrix.
+    An exactly ``symmetric`` Sigma gives the same numbers from its rows, which lie
+    contiguous in memory (a column touches a cache line per fund).
     """
     n, k = cov.shape[0], p.shape[0]
     out = np.empty((n, k))
     for j, row in enumerate(p):
         nz = np.flatnonzero(row)
-        out[:, j] = cov[:, nz] @ row[nz] if nz.size <= n // 8 else cov @ row
+        if nz.size > n // 8:
+            out[:, j] = cov @ row
+        elif symmetric and cov.flags.c_contiguous:
+            out[:, j] = row[nz] @ cov[nz]
+        else:
+            out[:, j] = cov[:, nz] @ row[nz]
     return out
 
 
@@ -402,7 +409,8 @@ def black_litterman_posterior(
         Also compute the n x n posterior covariance (an O(n^2 k) update); skip it when
         only the posterior returns are needed.
     checked : bool
-        ``cov`` was already checked (finite, symmetric): skip the O(n^2) checks.
+        ``cov`` was already checked (finite, exactly symmetric, as the engine makes it):
+        skip the O(n^2) checks and read the views' funds from its rows.
 
     Returns
     -------
@@ -445,7 +453,7 @@ def black_litterman_posterior(
             raise ValidationError("omega must be symmetric")
         if np.any(np.diag(om) < 0):
             raise ValidationError("omega must have a non-negative diagonal")
-    sp = _sigma_pt(s, p)  # (n, k): Sigma P', the only use of Sigma
+    sp = _sigma_pt(s, p, symmetric=checked)  # (n, k): Sigma P', the only use of Sigma
     if confidences is not None:
         om = _idzorek(_confidences(confidences, k), _view_variances(s, p, sp), tau)
     elif omega is None:  # He and Litterman's default

@@ -364,24 +364,33 @@ class _FundSnapshot:
         ] == self.funds and list(fund_map.exposure_types.items()) == self.types
 
 
-#: Forms already built, by fund map, symbols, constraints (and target-return inputs).
+#: Forms already built, by fund map, symbols, the constraints' plain fields (and
+#: target-return inputs): (funds read, copies of the constraints' dictionaries, form).
 #: Re-solving with the same constraints (another objective, a frontier, a new
 #: covariance) skips the 1 ms of building them again at 1,000 funds.
-_FORMS: OrderedDict[tuple[Any, ...], tuple[_FundSnapshot, LinearForm]] = OrderedDict()
+_FORMS: OrderedDict[
+    tuple[Any, ...], tuple[_FundSnapshot, dict[str, dict[str, Any]], LinearForm]
+] = OrderedDict()
 _FORMS_KEPT = 8
 
 
-def _constraints_key(c: OptimizationConstraints) -> tuple[Any, ...] | None:
-    parts: list[Any] = []
+def _constraints_key(c: OptimizationConstraints) -> tuple[tuple[Any, ...], list[str]] | None:
+    """The constraints' plain fields as a key, and the names of their dictionary fields
+    (compared by equality on reuse: hashing a 1,000-fund sector map costs more)."""
+    plain: list[Any] = []
+    dicts: list[str] = []
     for f in fields(c):
         value = getattr(c, f.name)
-        parts.append(tuple(value.items()) if isinstance(value, dict) else value)
-    key = tuple(parts)
+        if isinstance(value, dict):
+            dicts.append(f.name)
+        else:
+            plain.append(value)
+    key = tuple(plain)
     try:
         hash(key)
-    except TypeError:  # a list where a tuple was expected: built afresh, still correct
+    except TypeError:  # a list where a number was expected: built afresh, still correct
         return None
-    return key
+    return key, dicts
 
 
 def _frozen(form: LinearForm) -> LinearForm:
@@ -434,9 +443,10 @@ def linear_form(
     from core.exposures import upper_symbols
 
     symbols = upper_symbols(symbols)
-    ckey = _constraints_key(constraints)
-    if ckey is None:
+    keyed = _constraints_key(constraints)
+    if keyed is None:
         return _linear_form(symbols, constraints, fund_map, exposure_types, expected_returns)
+    ckey, dict_names = keyed
     mu_key = None
     if constraints.target_return is not None and expected_returns is not None:
         mu_key = np.asarray(expected_returns, dtype=float).tobytes()
@@ -445,11 +455,23 @@ def linear_form(
         None if exposure_types is None else tuple(exposure_types), mu_key,
     )  # fmt: skip
     kept = _FORMS.get(key)
-    if kept is not None and kept[0].matches(fund_map, symbols):
+    if (
+        kept is not None
+        and all(getattr(constraints, name) == kept[1][name] for name in dict_names)
+        and kept[0].matches(fund_map, symbols)
+    ):
         _FORMS.move_to_end(key)
-        return _handout(kept[1])
+        return _handout(kept[2])
     form = _linear_form(symbols, constraints, fund_map, exposure_types, expected_returns)
-    _FORMS[key] = (_FundSnapshot(fund_map, form.symbols), _frozen(form))
+    # values are numbers, names or (lo, hi) bounds; a bound given as a list is copied
+    # too, so that editing it in place is seen
+    copies = {
+        name: {
+            k: list(v) if isinstance(v, list) else v for k, v in getattr(constraints, name).items()
+        }
+        for name in dict_names
+    }
+    _FORMS[key] = (_FundSnapshot(fund_map, form.symbols), copies, _frozen(form))
     _FORMS.move_to_end(key)
     if len(_FORMS) > _FORMS_KEPT:
         _FORMS.popitem(last=False)

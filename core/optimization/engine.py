@@ -83,8 +83,11 @@ def _refuse_non_finite(arr: np.ndarray, symbols: list[str], what: str = "covaria
         raise DataError(f"{what} has NaN or infinite entries for {', '.join(bad)}")
 
 
-#: Covariances already prepared, by fingerprint and symbols: (read-only matrix, repairs).
-_PREPARED: OrderedDict[tuple[bytes, tuple[str, ...]], tuple[np.ndarray, list[str]]] = OrderedDict()
+#: Covariances already prepared, by fingerprint and symbols: (read-only matrix, repairs);
+#: None for the matrix when the caller's needed nothing (exactly symmetric and PSD).
+_PREPARED: OrderedDict[tuple[bytes, tuple[str, ...]], tuple[np.ndarray | None, list[str]]] = (
+    OrderedDict()
+)
 _PREPARED_KEPT = 4
 #: Larger matrices are not kept (a 2,500-fund covariance is 50 MB).
 _PREPARED_MAX_N = 2500
@@ -95,8 +98,11 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
 
     The answer for the last few matrices is remembered by :func:`core.linalg.fingerprint`
     (one matrix-vector product), so re-solving on the same covariance (a frontier click,
-    a new constraint, another objective) skips the O(n^3) check. The returned matrix is
-    the engine's own read-only copy.
+    a new constraint, another objective) skips the O(n^3) check. A matrix that needed no
+    repair (exactly symmetric, PSD, C-ordered) comes back as it is: the fingerprint just
+    read it, so the solve reads it again from the cache, and no copy is kept. Otherwise
+    the returned matrix is the engine's own read-only repaired copy. The engine never
+    writes into the returned matrix.
     """
     key = None
     if cov.size:
@@ -108,11 +114,12 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
     if key is not None and key in _PREPARED:
         _PREPARED.move_to_end(key)
         prepared, repairs = _PREPARED[key]
-        return prepared, list(repairs)
+        return (cov if prepared is None else prepared), list(repairs)
     prepared, repairs = _prepare_covariance(cov, symbols)
     if key is not None:
         prepared.flags.writeable = False  # a new array (symmetrised), never the caller's
-        _PREPARED[key] = (prepared, list(repairs))
+        as_is = not repairs and cov.flags.c_contiguous and np.array_equal(prepared, cov)
+        _PREPARED[key] = (None if as_is else prepared, list(repairs))
         if len(_PREPARED) > _PREPARED_KEPT:
             _PREPARED.popitem(last=False)
     return prepared, repairs
@@ -307,7 +314,9 @@ class OptimizationEngine:
         codes = calc.exposure_types
         cov_x = self._exposure_covariance(codes) if codes else None
         if cov_x is not None:  # the assumptions' covariance, checked when they were loaded
-            exp_rc = exposure_contributions(w, calc.matrix, cov_x, cov, list(codes))
+            exp_rc = exposure_contributions(
+                w, calc.matrix, cov_x, cov, list(codes), sigma_w=analytics._sigma_w(w)
+            )
         ok = raw.status == "optimal" and not violations
         if violations:
             message = (
@@ -583,11 +592,11 @@ class OptimizationEngine:
                 if isinstance(market_weights, pd.Series)
                 else pd.Series(dict(market_weights), dtype=float)
             )
-            keys = given.index.tolist()
-            if keys == symbols or upper_symbols(keys) == symbols:  # one per fund, in order
+            # one per fund, in order (compared as indexes first: no strings made)
+            if given.index.equals(symbol_index(symbols)) or (upper_symbols(given.index) == symbols):
                 market_weights = given.to_numpy(dtype=float)
             else:
-                held = dict(zip(upper_symbols(keys), given.tolist(), strict=True))
+                held = dict(zip(upper_symbols(given.index), given.tolist(), strict=True))
                 market_weights = [held.get(s, 0.0) for s in symbols]
         w_mkt = _vector(market_weights, symbols, "market weights")
         if w_mkt.sum() <= 0:

@@ -49,7 +49,8 @@ def _qp_problem(form: LinearForm, P: np.ndarray, q: np.ndarray, extra_ub=None):
         A_ub = np.vstack([A_ub, rows])
         b_ub = np.concatenate([b_ub, rhs])
         names += extra_names
-    return QPProblem(
+    # P is the engine's prepared covariance (or it bordered by zeros for cash)
+    return QPProblem.from_checked(
         P=P, q=q, A_eq=form.A_eq, b_eq=form.b_eq, A_ub=A_ub, b_ub=b_ub,
         lb=form.lb, ub=form.ub, row_names=[*form.eq_names, *names],
     )  # fmt: skip
@@ -206,7 +207,7 @@ def homogenised(
         # The homogenised QP is feasible exactly when some allowed mix has c'v > 0, so the
         # LP that decides that runs only when the QP finds no solution, to say which case.
         try:
-            sol = solve_qp(QPProblem(P=P, q=np.zeros(nv + 1), **rows))
+            sol = solve_qp(QPProblem.from_checked(P=P, q=np.zeros(nv + 1), **rows))
         except InfeasibleError:
             best, _ = max_linear(form, c)  # raises itself when the constraints conflict
             if not best > 1e-12:

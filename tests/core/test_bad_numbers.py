@@ -10,6 +10,8 @@ are cross-checked against cvxpy + Clarabel on the same (repaired) inputs.
 
 from __future__ import annotations
 
+import warnings
+
 import cvxpy as cp
 import numpy as np
 import pandas as pd
@@ -406,3 +408,29 @@ def test_floor_just_above_cap_is_refused_naming_both(engine):
         engine.optimize_mean_variance(SYMBOLS, MU, good_cov(), c, "min_volatility")
     assert "US_EQUITY" in str(err.value) and "floor" in str(err.value)
     assert err.value.conflicts
+
+
+def test_a_covariance_needing_no_repair_is_used_as_given_and_edits_are_seen(engine):
+    """An exactly symmetric PSD covariance is used as the caller's array (no copy kept);
+    one that needed repair comes back as the engine's read-only copy. Editing the
+    caller's array in place, without making it invalid, changes the answer at once."""
+    from core.optimization.engine import prepare_covariance
+
+    cov = good_cov()
+    prepare_covariance(cov, SYMBOLS)  # first sight: checked (and the verdict kept)
+    kept, repairs = prepare_covariance(cov, SYMBOLS)
+    assert kept is cov and not repairs
+    skew = cov.copy()
+    skew[0, 1] += 1e-12  # asymmetric by rounding: symmetrised, so a copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StackOptWarning)
+        prepare_covariance(skew, SYMBOLS)
+        fixed, _ = prepare_covariance(skew, SYMBOLS)
+    assert fixed is not skew and not fixed.flags.writeable
+    assert fixed[0, 1] == fixed[1, 0]
+
+    before = engine.optimize_mean_variance(SYMBOLS, MU, cov, None, "min_volatility")
+    cov[0, 0] *= 4.0  # still symmetric and PSD: a riskier first fund
+    after = engine.optimize_mean_variance(SYMBOLS, MU, cov, None, "min_volatility")
+    assert after.weights.iloc[0] < before.weights.iloc[0] - 1e-3
+    assert after.expected_volatility**2 == pytest.approx(cvx_min_var(cov), rel=1e-6)

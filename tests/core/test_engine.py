@@ -485,3 +485,32 @@ def test_result_labels_are_each_results_own():
     a.risk_contributions.index.name = "fund"
     assert b.weights.index.name is None and b.risk_contributions.index.name is None
     assert list(b.weights.index) == syms
+
+
+def test_kept_form_sees_a_bound_list_edited_in_place():
+    """A fund bound given as a list and edited in place is a new constraint."""
+    fmap, syms = plain_map(3)
+    eng = OptimizationEngine(fund_map=fmap)
+    cov = random_cov(np.random.default_rng(5), 3)
+    cons = OptimizationConstraints(fund_bounds={"F0": [0.0, 0.5]})
+    eng.optimize_mean_variance(syms, None, cov, cons, "min_volatility")
+    cons.fund_bounds["F0"][1] = 0.1  # type: ignore[index]
+    w = eng.optimize_mean_variance(syms, None, cov, cons, "min_volatility").weights
+    assert w["F0"] <= 0.1 + 1e-9
+
+
+def test_result_breakdowns_agree_with_direct_sums(engine, model):
+    """Every breakdown of a result (its Sigma w computed once and shared) matches a
+    direct computation: risk contributions sum to the volatility, the exposure risk
+    contributions (with the residual) too, and the diversification ratio by hand."""
+    mu, cov, rf = model
+    res = engine.optimize_mean_variance(REAL, mu, cov, None, "max_sharpe", risk_free_rate=rf)
+    w = res.weights.reindex(REAL).to_numpy()
+    S = cov.loc[REAL, REAL].to_numpy()
+    vol = float(np.sqrt(w @ S @ w))
+    assert res.expected_volatility == pytest.approx(vol, rel=1e-12)
+    np.testing.assert_allclose(res.risk_contributions.reindex(REAL), w * (S @ w) / vol, rtol=1e-10)
+    assert res.exposure_risk_contributions.sum() == pytest.approx(vol, rel=1e-10)
+    dr = float(np.abs(w) @ np.sqrt(np.diag(S)) / vol)
+    assert res.diversification_ratio == pytest.approx(dr, rel=1e-12)
+    assert res.sharpe_ratio == pytest.approx((w @ mu.reindex(REAL).to_numpy() - rf) / vol, rel=1e-9)

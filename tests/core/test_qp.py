@@ -812,3 +812,24 @@ def test_sparse_products_in_the_kkt_check() -> None:
         y = np.zeros(50)
         y[rng.choice(50, min(nnz, 50), replace=False)] = rng.normal(size=min(nnz, 50))
         np.testing.assert_allclose(qp._rmatvec(A, y), A.T @ y, rtol=1e-13, atol=1e-14)
+
+
+def test_from_checked_skips_only_the_checks_of_p() -> None:
+    """``QPProblem.from_checked`` gives the same problem and answer as the constructor,
+    and still refuses bad rows and bounds (only P's O(n^2) checks are skipped)."""
+    rng = np.random.default_rng(11)
+    B = rng.normal(size=(30, 4))
+    P = B @ B.T + np.diag(rng.uniform(0.1, 0.5, 30))
+    rows = dict(A_eq=np.ones((1, 30)), b_eq=np.array([1.0]), lb=np.zeros(30), ub=np.full(30, 0.2))
+    plain = QPProblem(P=P, q=np.zeros(30), **rows)
+    fast = QPProblem.from_checked(P=P, q=np.zeros(30), **rows)
+    assert "_p_checked" not in vars(fast)
+    np.testing.assert_allclose(solve_qp(fast).x, solve_qp(plain).x, atol=1e-12)
+    with pytest.raises(ValidationError, match="lower bound above upper bound"):
+        QPProblem.from_checked(P=P, q=np.zeros(30), lb=np.ones(30), ub=np.zeros(30))
+    with pytest.raises(ValidationError, match="q has NaN"):
+        QPProblem.from_checked(P=P, q=np.full(30, np.nan))
+    bad = P.copy()
+    bad[0, 1] = np.nan
+    with pytest.raises(ValidationError, match="P has NaN"):
+        QPProblem(P=bad, q=np.zeros(30))  # the constructor still checks P
