@@ -617,7 +617,7 @@ def risk_budget_weights(
         )
     active = np.flatnonzero(b > 0)
     floor = _ZERO_VARIANCE * max(float(variances.max()), np.finfo(float).tiny)
-    dead = [int(i) for i in active if variances[i] <= floor]
+    dead = active[variances[active] <= floor].tolist()
     if dead:
         who = ", ".join(_name(names, i) for i in dead)
         raise ValidationError(
@@ -655,7 +655,11 @@ def risk_budget_weights(
         y *= 1.0 / math.sqrt(var0)
         sy *= 1.0 / math.sqrt(var0)
         y, sy = _start(sa, ba, y, sy)
-        sub_names = [names[i] for i in active] if names is not None else None
+        sub_names = (
+            names
+            if names is None or active.size == n
+            else [names[i] for i in active.tolist()]
+        )
         if method == "ccd":
             y, sy, iterations, rel = _ccd(sa, ba, y, tol, max_iter, sub_names)
             used = "ccd"
