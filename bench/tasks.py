@@ -140,8 +140,10 @@ def _ok(result: Any) -> Any:
     return result
 
 
-#: Answers from the fast path itself; anything else (or a re-solve "a -> b") is a fallback.
-FAST_PATH_SOLVERS = ("active_set", "critical_line")
+#: Answers from the fast path itself: the own kernel, the corner-portfolio tracer, or
+#: DAQP where the solver chain puts it first (cold solves of at most 120 variables).
+#: Anything after a failed backend (``fallbacks``) or a re-solve "a -> b" is a fallback.
+FAST_PATH_SOLVERS = ("active_set", "critical_line", "daqp")
 
 
 def _fallback(solver: str, fallbacks: list[str] | tuple[str, ...]) -> int:

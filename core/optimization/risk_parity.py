@@ -656,9 +656,7 @@ def risk_budget_weights(
         sy *= 1.0 / math.sqrt(var0)
         y, sy = _start(sa, ba, y, sy)
         sub_names = (
-            names
-            if names is None or active.size == n
-            else [names[i] for i in active.tolist()]
+            names if names is None or active.size == n else [names[i] for i in active.tolist()]
         )
         if method == "ccd":
             y, sy, iterations, rel = _ccd(sa, ba, y, tol, max_iter, sub_names)

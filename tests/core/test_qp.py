@@ -230,6 +230,16 @@ def test_linear_program_and_unconstrained() -> None:
 # --------------------------------------------------------------------------------------
 
 
+#: The default chain (DAQP first at these sizes), and the own kernel first as at larger
+#: sizes: each backend's answer, and what the chain makes of it, is checked.
+FIRST = pytest.mark.parametrize("first", ["daqp", "active_set"])
+
+
+def chain_from(first: str) -> list[str]:
+    return [first, *(s for s in qp.default_solvers(1000) if s != first)]
+
+
+@FIRST
 @HYP
 @given(
     seed=st.integers(0, 10**6),
@@ -239,17 +249,18 @@ def test_linear_program_and_unconstrained() -> None:
     min_var=st.booleans(),
 )
 def test_random_problems_match_cvxpy(
-    seed: int, n: int, singular: bool, n_caps: int, min_var: bool
+    first: str, seed: int, n: int, singular: bool, n_caps: int, min_var: bool
 ) -> None:
     pb = portfolio_problem(
         seed, n, singular=singular, n_caps=n_caps, risk_aversion=None if min_var else 3.0
     )
-    sol = solve_qp(pb)
+    sol = solve_qp(pb, solvers=chain_from(first))
     assert sol.status == "optimal"
     assert (sol.y_ub >= -1e-12).all()
     assert_matches_reference(pb, sol, unique=not singular)
 
 
+@FIRST
 @HYP
 @given(
     seed=st.integers(0, 10**6),
@@ -257,9 +268,11 @@ def test_random_problems_match_cvxpy(
     kind=st.sampled_from(["ties", "redundant", "barely", "all_active"]),
     singular=st.booleans(),
 )
-def test_degenerate_problems_match_cvxpy(seed: int, n: int, kind: str, singular: bool) -> None:
+def test_degenerate_problems_match_cvxpy(
+    first: str, seed: int, n: int, kind: str, singular: bool
+) -> None:
     pb = portfolio_problem(seed, n, singular=singular, **{kind: True})
-    sol = solve_qp(pb)
+    sol = solve_qp(pb, solvers=chain_from(first))
     unique = not singular and kind not in ("ties",)
     assert_matches_reference(pb, sol, unique=unique)
     if kind == "all_active":
@@ -475,7 +488,9 @@ def test_warm_start_survives_p_edited_in_place() -> None:
 
 
 def test_default_chain() -> None:
-    assert qp.default_solvers(100) == ["active_set", "daqp", "piqp", "highs", "clarabel"]
+    assert qp.default_solvers(100) == ["daqp", "active_set", "piqp", "highs", "clarabel"]
+    assert qp.default_solvers(100, warm=True)[:2] == ["active_set", "daqp"]
+    assert qp.default_solvers(200) == ["active_set", "daqp", "piqp", "highs", "clarabel"]
     assert qp.default_solvers(1000) == ["active_set", "piqp", "highs", "clarabel"]
     assert "daqp" in qp.default_solvers(1000, warm=True)
 
@@ -698,7 +713,7 @@ def test_cold_solve_with_fixed_and_unbounded_variables() -> None:
 
 def test_every_variable_fixed_by_its_bounds() -> None:
     pb = QPProblem(np.eye(3), -np.ones(3), np.ones((1, 3)), [0.6], lb=0.2, ub=0.2)
-    sol = solve_qp(pb)
+    sol = solve_qp(pb, solvers=["active_set"])  # the kernel's own handling
     assert sol.solver == "active_set" and not sol.fallbacks
     np.testing.assert_array_equal(sol.x, 0.2)
     # z makes the gradient vanish: x - 1 + y + z = 0, with y free to split the pull
@@ -833,3 +848,23 @@ def test_from_checked_skips_only_the_checks_of_p() -> None:
     bad[0, 1] = np.nan
     with pytest.raises(ValidationError, match="P has NaN"):
         QPProblem(P=bad, q=np.zeros(30))  # the constructor still checks P
+
+
+@pytest.mark.parametrize("solver", ["daqp", "piqp", "highs", "clarabel", "active_set"])
+def test_every_backend_takes_read_only_arrays(solver: str) -> None:
+    """The engine hands over read-only arrays (its prepared covariance, kept constraint
+    rows): every backend must solve from them, not fail on the buffers."""
+    rng = np.random.default_rng(1)
+    n = 30
+    B = rng.normal(size=(n, 3))
+    P = B @ B.T + np.diag(rng.uniform(0.1, 0.5, n))
+    arrays = dict(
+        P=P, q=np.zeros(n), A_eq=np.ones((1, n)), b_eq=np.array([1.0]),
+        A_ub=rng.normal(size=(3, n)), b_ub=np.ones(3), lb=np.zeros(n), ub=np.full(n, 0.2),
+    )  # fmt: skip
+    for a in arrays.values():
+        a.flags.writeable = False
+    sol = solve_qp(QPProblem(**arrays), solvers=[solver])
+    assert sol.solver == solver and not sol.fallbacks
+    ref = solve_qp(QPProblem(**{k: np.array(v) for k, v in arrays.items()}), solvers=["piqp"])
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-9)
