@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -747,6 +748,7 @@ def _padded(joined: str) -> bool:
 #: Symbol indexes already built (pandas infers and converts 1,000 strings in 0.06 ms).
 _INDEXES: dict[tuple[tuple[str, ...], bool], pd.Index] = {}
 _INDEXES_KEPT = 32
+_INDEXES_LOCK = threading.Lock()  # solver threads and the GUI thread label results
 
 
 def symbol_index(symbols: Sequence[str], *, object_dtype: bool = False) -> pd.Index:
@@ -761,9 +763,10 @@ def symbol_index(symbols: Sequence[str], *, object_dtype: bool = False) -> pd.In
     idx = _INDEXES.get(key)
     if idx is None:
         idx = pd.Index(list(key[0]), dtype=object if object_dtype else None)
-        if len(_INDEXES) >= _INDEXES_KEPT:
-            del _INDEXES[next(iter(_INDEXES))]
-        _INDEXES[key] = idx
+        with _INDEXES_LOCK:
+            if len(_INDEXES) >= _INDEXES_KEPT:
+                del _INDEXES[next(iter(_INDEXES))]
+            _INDEXES[key] = idx
     return idx.view()
 
 

@@ -7,6 +7,7 @@ All weights, exposures and notionals here are FRACTIONS of portfolio value
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -372,6 +373,7 @@ _FORMS: OrderedDict[
     tuple[Any, ...], tuple[_FundSnapshot, dict[str, dict[str, Any]], LinearForm]
 ] = OrderedDict()
 _FORMS_KEPT = 8
+_FORMS_LOCK = threading.Lock()  # solver threads and the GUI thread build forms
 
 
 def _constraints_key(c: OptimizationConstraints) -> tuple[tuple[Any, ...], list[str]] | None:
@@ -460,7 +462,9 @@ def linear_form(
         and all(getattr(constraints, name) == kept[1][name] for name in dict_names)
         and kept[0].matches(fund_map, symbols)
     ):
-        _FORMS.move_to_end(key)
+        with _FORMS_LOCK:
+            if key in _FORMS:
+                _FORMS.move_to_end(key)
         return _handout(kept[2])
     form = _linear_form(symbols, constraints, fund_map, exposure_types, expected_returns)
     # values are numbers, names or (lo, hi) bounds; a bound given as a list is copied
@@ -471,10 +475,12 @@ def linear_form(
         }
         for name in dict_names
     }
-    _FORMS[key] = (_FundSnapshot(fund_map, form.symbols), copies, _frozen(form))
-    _FORMS.move_to_end(key)
-    if len(_FORMS) > _FORMS_KEPT:
-        _FORMS.popitem(last=False)
+    entry = (_FundSnapshot(fund_map, form.symbols), copies, _frozen(form))
+    with _FORMS_LOCK:
+        _FORMS[key] = entry
+        _FORMS.move_to_end(key)
+        if len(_FORMS) > _FORMS_KEPT:
+            _FORMS.popitem(last=False)
     return _handout(form)
 
 

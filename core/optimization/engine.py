@@ -9,6 +9,7 @@ then re-checks every constraint on the returned weights before calling it a succ
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -89,6 +90,7 @@ _PREPARED: OrderedDict[tuple[bytes, tuple[str, ...]], tuple[np.ndarray | None, l
     OrderedDict()
 )
 _PREPARED_KEPT = 4
+_PREPARED_LOCK = threading.Lock()  # solver threads and the GUI thread prepare matrices
 #: Larger matrices are not kept (a 2,500-fund covariance is 50 MB).
 _PREPARED_MAX_N = 2500
 
@@ -111,17 +113,23 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
             _refuse_non_finite(cov, symbols)
         if cov.shape[0] <= _PREPARED_MAX_N:
             key = (fp, tuple(symbols))
-    if key is not None and key in _PREPARED:
-        _PREPARED.move_to_end(key)
-        prepared, repairs = _PREPARED[key]
+    kept = None
+    if key is not None:
+        with _PREPARED_LOCK:
+            kept = _PREPARED.get(key)
+            if kept is not None:
+                _PREPARED.move_to_end(key)
+    if kept is not None:
+        prepared, repairs = kept
         return (cov if prepared is None else prepared), list(repairs)
     prepared, repairs = _prepare_covariance(cov, symbols)
     if key is not None:
         prepared.flags.writeable = False  # a new array (symmetrised), never the caller's
         as_is = not repairs and cov.flags.c_contiguous and np.array_equal(prepared, cov)
-        _PREPARED[key] = (None if as_is else prepared, list(repairs))
-        if len(_PREPARED) > _PREPARED_KEPT:
-            _PREPARED.popitem(last=False)
+        with _PREPARED_LOCK:
+            _PREPARED[key] = (None if as_is else prepared, list(repairs))
+            if len(_PREPARED) > _PREPARED_KEPT:
+                _PREPARED.popitem(last=False)
     return prepared, repairs
 
 

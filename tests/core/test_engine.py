@@ -514,3 +514,42 @@ def test_result_breakdowns_agree_with_direct_sums(engine, model):
     dr = float(np.abs(w) @ np.sqrt(np.diag(S)) / vol)
     assert res.diversification_ratio == pytest.approx(dr, rel=1e-12)
     assert res.sharpe_ratio == pytest.approx((w @ mu.reindex(REAL).to_numpy() - rf) / vol, rel=1e-9)
+
+
+def test_kept_matrices_under_concurrent_solves():
+    """Solver threads and the GUI thread share the kept covariances, forms and indexes;
+    with more problems than places kept (so entries are evicted while others read them),
+    every concurrent answer equals the one computed alone."""
+    import threading
+
+    fmap, syms = plain_map(12)
+    eng = OptimizationEngine(fund_map=fmap)
+    rng = np.random.default_rng(8)
+    cases = [
+        (random_cov(rng, 12), OptimizationConstraints(max_weight=0.15 + 0.02 * i))
+        for i in range(10)
+    ]
+    alone = [
+        eng.optimize_mean_variance(syms, None, c, k, "min_volatility").weights.to_numpy()
+        for c, k in cases
+    ]
+    errors: list[BaseException] = []
+    mismatches: list[int] = []
+
+    def work(offset: int) -> None:
+        try:
+            for j in range(40):
+                i = (j + offset) % len(cases)
+                c, k = cases[i]
+                w = eng.optimize_mean_variance(syms, None, c, k, "min_volatility").weights
+                if not np.allclose(w.to_numpy(), alone[i], atol=1e-9):
+                    mismatches.append(i)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not mismatches
