@@ -788,6 +788,9 @@ class _Context:
     tol: float
     deadline: float
     warm: QPSolution | None
+    #: DAQP follows the kernel in the chain at a size where it beats the kernel's primal
+    #: method: a cold kernel whose primal-dual iteration fails hands over at once.
+    handoff: bool = False
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -2032,7 +2035,7 @@ def _run_active_set(problem: QPProblem, ctx: _Context) -> QPSolution:
             # n = 20); small problems that defeat it try every variable free before the LP
             start, block = kern.cold_guess()
             attempts = [("cold start", lambda: kern.pdas(start, max_iter=30, block=block))]
-            if problem.n <= _ALL_FREE_RETRY_MAX_N:
+            if problem.n <= _ALL_FREE_RETRY_MAX_N and not ctx.handoff:
                 none = np.zeros(problem.n, dtype=bool)
                 every = ActiveSet(none, none, np.zeros(problem.m_ub, dtype=bool))
                 attempts.append(("all free", lambda: kern.pdas(every)))
@@ -2042,6 +2045,12 @@ def _run_active_set(problem: QPProblem, ctx: _Context) -> QPSolution:
                 break
             except _KernelFailed as exc:
                 notes.append(f"{label}: {exc}")
+        if result is None and ctx.handoff and warm is None:
+            notes.append("handed to DAQP (faster than the primal method at this size)")
+            return _raw(
+                problem, "active_set", "failed", iterations=kern.iterations,
+                message="; ".join(notes),
+            )  # fmt: skip
         if result is None:
             x0 = None
             if warm is not None and kern._feasible(warm.x):
@@ -2104,6 +2113,11 @@ _INTERIOR_POINT = frozenset({"piqp", "clarabel"})
 
 #: Up to this many variables a cold solve starts with DAQP, then the own kernel.
 DAQP_FIRST_MAX_N = 120
+#: Up to this many variables a cold kernel whose primal-dual iteration cycles hands the
+#: problem to DAQP instead of running its primal method (on the homogenised max-Sharpe
+#: QPs of 150-300 leveraged funds: 5-7 ms of the failed iteration plus DAQP's 3-19 ms,
+#: against 32-40 ms; at 400-500 funds the primal method is the faster one).
+HANDOFF_MAX_N = 320  # 300 funds, plus the homogenising variable and cash
 
 
 def default_solvers(n: int, warm: bool = False) -> list[str]:
@@ -2113,8 +2127,9 @@ def default_solvers(n: int, warm: bool = False) -> list[str]:
     variables, where DAQP (a dual active-set method in C) comes first: there it is at
     the machine's floor and the kernel's Python steps are not (a homogenised max-Sharpe
     QP of 100 leveraged funds with exposure caps: 2 ms against 25 ms; plain problems of
-    150 variables are a tie). DAQP also follows the kernel up to a few hundred variables
-    (and with a warm start well beyond); then PIQP (eps 1e-10, exact after polishing in
+    150 variables are a tie). DAQP also follows the kernel up to :data:`HANDOFF_MAX_N`
+    variables (and with a warm start well beyond), where a cold kernel whose primal-dual
+    iteration fails hands over to it; then PIQP (eps 1e-10, exact after polishing in
     every case we ran, and faster than HiGHS on our exposure-capped problems: 16 vs
     150 ms at n=500, 87 vs 1200 ms at n=1000); then HiGHS, which also loops on unbounded
     problems until its time limit, so it comes after a solver that detects them;
@@ -2124,7 +2139,7 @@ def default_solvers(n: int, warm: bool = False) -> list[str]:
         chain = ["daqp", "active_set"]
     else:
         chain = ["active_set"]
-        if n <= 300 or (warm and n <= 1500):
+        if n <= HANDOFF_MAX_N or (warm and n <= 1500):
             chain.append("daqp")
     chain += ["piqp", "highs", "clarabel"]
     return chain
@@ -2299,6 +2314,8 @@ def solve_qp(
     presolved = _presolve(problem)
     warm = _reduce_warm(presolved, warm_start) if warm_start is not None else None
     ctx = _Context(tol=tol, deadline=deadline, warm=warm)
+    if warm is None and presolved.problem.n <= HANDOFF_MAX_N and "active_set" in chain:
+        ctx.handoff = "daqp" in chain[chain.index("active_set") + 1 :]
 
     fallbacks: list[str] = []
     statuses: list[tuple[str, str]] = []

@@ -236,7 +236,9 @@ FIRST = pytest.mark.parametrize("first", ["daqp", "active_set"])
 
 
 def chain_from(first: str) -> list[str]:
-    return [first, *(s for s in qp.default_solvers(1000) if s != first)]
+    # the kernel without DAQP behind it: a failed primal-dual iteration then runs the
+    # kernel's own primal method instead of handing over (``HANDOFF_MAX_N``)
+    return [first, *(s for s in qp.default_solvers(1000) if s not in (first, "daqp"))]
 
 
 @FIRST
@@ -868,3 +870,26 @@ def test_every_backend_takes_read_only_arrays(solver: str) -> None:
     assert sol.solver == solver and not sol.fallbacks
     ref = solve_qp(QPProblem(**{k: np.array(v) for k, v in arrays.items()}), solvers=["piqp"])
     assert sol.objective == pytest.approx(ref.objective, rel=1e-9)
+
+
+def test_a_cycling_kernel_hands_over_to_daqp_at_moderate_size(monkeypatch) -> None:
+    """Cold, at most ``HANDOFF_MAX_N`` variables, DAQP next in the chain: a primal-dual
+    iteration that fails hands the problem to DAQP at once (named in ``fallbacks``);
+    without DAQP behind it, the kernel's own primal method answers. Both exactly."""
+    pb = capped_universe(5, 150)
+    ref = solve_qp(pb, solvers=["piqp"])
+
+    def cycles(self, *args, **kwargs):
+        raise qp._KernelFailed("primal-dual active-set iteration cycled")
+
+    monkeypatch.setattr(qp._ActiveSetKernel, "pdas", cycles)
+    handed = solve_qp(pb)
+    assert qp.default_solvers(150)[:2] == ["active_set", "daqp"]
+    assert handed.solver == "daqp"
+    assert any("handed to DAQP" in f for f in handed.fallbacks)
+    own = solve_qp(pb, solvers=["active_set", "piqp"])
+    assert own.solver == "active_set" and not own.fallbacks
+    for sol in (handed, own):
+        scale = max(abs(ref.objective), sol.kkt["objective_scale"])
+        assert abs(sol.objective - ref.objective) <= 1e-8 * scale
+        assert verify(pb, sol)
