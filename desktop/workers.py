@@ -15,8 +15,7 @@ a frontier fell from 186 ms to 25 ms.
 
 The first solver thread also freezes the heap built at startup (:func:`freeze_startup_heap`):
 a full garbage collection stops every thread, and scanning the ~140,000 objects of the
-started app took 64-89 ms, long enough to make the window stutter during a run. A job
-that imported modules freezes the heap again when it ends (:func:`freeze_new_modules`).
+started app took 64-89 ms, long enough to make the window stutter during a run.
 
 It also shortens the interpreter's GIL switch interval (:func:`share_gil_with_gui_thread`):
 every Qt call into a Python slot, model or paint method must take the GIL, and while a
@@ -90,34 +89,12 @@ def freeze_startup_heap() -> bool:
     ``gc.freeze()`` full collections no longer scan them (:func:`gc.freeze`). Done once
     per process; returns True the first time.
     """
-    global _heap_frozen, _modules_at_freeze
+    global _heap_frozen
     if _heap_frozen:
         return False
     gc.collect()
     gc.freeze()
     _heap_frozen = True
-    _modules_at_freeze = len(sys.modules)
-    return True
-
-
-_modules_at_freeze = 0
-
-
-def freeze_new_modules() -> bool:
-    """After a job that imported modules (cvxpy on the first general-path solve, the
-    solvers, scikit-learn), move the heap out of the collector's way again.
-
-    Only once the start-up heap is frozen, and only when ``sys.modules`` grew: a module
-    brings tens of thousands of objects that live as long as the app, and a full
-    collection scanning them stops every thread again. No collection here (it would be
-    the very pause this avoids); garbage alive at this moment stays, which happens a few
-    times per session at most. Returns True when it froze.
-    """
-    global _modules_at_freeze
-    if not _heap_frozen or len(sys.modules) <= _modules_at_freeze:
-        return False
-    gc.freeze()
-    _modules_at_freeze = len(sys.modules)
     return True
 
 
@@ -198,7 +175,6 @@ class IterWorker(QRunnable):
 
     def run(self) -> None:
         outcome, payload = self._produce()
-        freeze_new_modules()
         # Done before the last signal: a slot that reacts to it sees the job as over.
         self.done.set()
         if outcome == "finished":
@@ -246,11 +222,9 @@ class FunctionWorker(IterWorker):
         try:
             value = next(iter(self._make_iter()))
         except Exception as exc:  # noqa: BLE001
-            freeze_new_modules()
             self.done.set()
             self.signals.failed.emit(exc)
             return
-        freeze_new_modules()
         self.done.set()
         if self._stop.is_set():
             self.signals.cancelled.emit()

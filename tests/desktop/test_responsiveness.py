@@ -146,23 +146,3 @@ def test_large_workspace_builder_is_valid(n):
     ws.validate()
     assert len(ws.fund_map) == n
     assert sum(f.is_leveraged for f in ws.fund_map) == len(range(0, n, 7))
-
-
-def test_a_job_that_imported_modules_freezes_the_heap_again(monkeypatch):
-    """Modules imported by a job (cvxpy, the solvers) join the frozen start-up heap when
-    the job ends, so later full collections do not scan them; nothing happens while the
-    start-up heap is not frozen, or when no module was imported."""
-    import sys
-
-    import desktop.workers as workers
-
-    monkeypatch.setattr(workers, "_heap_frozen", False)
-    monkeypatch.setattr(workers, "_modules_at_freeze", 0)
-    assert not workers.freeze_new_modules()  # the app has not frozen its heap yet
-    monkeypatch.setattr(workers, "_heap_frozen", True)
-    monkeypatch.setattr(workers, "_modules_at_freeze", len(sys.modules) - 1)
-    junk = [[i] for i in range(1000)]  # tracked objects made "during the job"
-    before = gc.get_freeze_count()
-    assert workers.freeze_new_modules()
-    assert gc.get_freeze_count() >= before + len(junk)
-    assert not workers.freeze_new_modules()  # no new module since
