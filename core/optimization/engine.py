@@ -101,8 +101,8 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
     The answer for the last few matrices is remembered by :func:`core.linalg.fingerprint`
     (one matrix-vector product), so re-solving on the same covariance (a frontier click,
     a new constraint, another objective) skips the O(n^3) check. A matrix that needed no
-    repair (exactly symmetric, PSD, C-ordered) comes back as it is: the fingerprint just
-    read it, so the solve reads it again from the cache, and no copy is kept. Otherwise
+    repair (exactly symmetric, PSD, C-ordered) comes back as it is: no copy is kept, and
+    the solve reads the same memory the fingerprint read instead of a second matrix. Otherwise
     the returned matrix is the engine's own read-only repaired copy. The engine never
     writes into the returned matrix.
     """
