@@ -96,7 +96,9 @@ def load_market_data(paths: Sequence[str | Path]) -> MarketData:
     sources = [str(p) for p in paths]
     prices = read_prices(sources if len(sources) > 1 else sources[0])
     report = check_data_quality(prices)
-    return MarketData(prices=prices, sources=sources, report=report)
+    data = MarketData(prices=prices, sources=sources, report=report)
+    data.column_span  # noqa: B018  (computed here, on the worker, not on the GUI thread)
+    return data
 
 
 class MarketDataDialog(QDialog):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QUndoStack
@@ -30,6 +32,20 @@ class MarketData:
     prices: pd.DataFrame
     sources: list[str] = field(default_factory=list)
     report: DataQualityReport = field(default_factory=DataQualityReport)
+
+    @cached_property
+    def column_span(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per price column: number of prices, row of the first and of the last one.
+
+        Computed once (the loader computes it on its worker thread, so that the Market data
+        window's coverage table does not scan 20 years x 500 symbols on the GUI thread).
+        The row indexes of an empty column are 0 and ``len(prices) - 1``; check the count.
+        """
+        valid = self.prices.notna().to_numpy()
+        counts = valid.sum(axis=0)
+        first = valid.argmax(axis=0)
+        last = len(valid) - 1 - valid[::-1].argmax(axis=0)
+        return counts, first, last
 
 
 class Session(QObject):

@@ -40,23 +40,22 @@ def coverage(market_data: MarketData | None, held: set[str] | None = None) -> li
     if market_data is None or market_data.prices.empty:
         return []
     prices = market_data.prices
-    valid = prices.notna().to_numpy()
-    counts = valid.sum(axis=0)
-    first = valid.argmax(axis=0)
-    last = len(prices) - 1 - valid[::-1].argmax(axis=0)
+    counts, first, last = market_data.column_span
     per_symbol = Counter(i.symbol for i in market_data.report.issues if i.symbol)
     held = held or set()
+    firsts = list(prices.index[first])  # Timestamps, one vectorised lookup
+    lasts = list(prices.index[last])
     out = []
-    for j, symbol in enumerate(prices.columns):
-        n = int(counts[j])
+    for j, (symbol, n) in enumerate(zip(prices.columns, counts.tolist(), strict=True)):
+        name = str(symbol)
         out.append(
             Coverage(
-                symbol=str(symbol),
-                first=pd.Timestamp(prices.index[first[j]]) if n else None,
-                last=pd.Timestamp(prices.index[last[j]]) if n else None,
+                symbol=name,
+                first=firsts[j] if n else None,
+                last=lasts[j] if n else None,
                 observations=n,
-                issues=per_symbol.get(str(symbol), 0),
-                held=str(symbol) in held,
+                issues=per_symbol.get(name, 0),
+                held=name in held,
             )
         )
     return out

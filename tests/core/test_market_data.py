@@ -19,6 +19,10 @@ from core.market_data import (
     FFILL_LIMIT,
     DataQualityReport,
     ExposureFit,
+    _inside_history,
+    _row_nanmedian,
+    _run_lengths,
+    _stale_runs,
     annualization_factor,
     check_data_quality,
     clean_prices,
@@ -454,6 +458,65 @@ def test_stale_prices_detected() -> None:
     assert [(i.symbol, i.date, i.end) for i in found] == [
         ("S1", prices.index[100], prices.index[105])
     ]
+
+
+def test_stale_prices_found_in_every_block_of_columns() -> None:
+    # the run-length scan works on blocks of columns (the GIL is released between them);
+    # a stale run in the first column, in the last column of a block, and past the blocks
+    prices = _random_prices(120, 150)
+    for j, start in ((0, 10), (63, 40), (64, 70), (149, 100)):
+        prices.iloc[start : start + 7, j] = prices.iloc[start, j]
+    found = check_data_quality(prices).find(kind="stale")
+    assert sorted((i.symbol, i.date, i.end) for i in found) == sorted(
+        (f"S{j}", prices.index[start], prices.index[start + 6])
+        for j, start in ((0, 10), (63, 40), (64, 70), (149, 100))
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 140), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_stale_runs_match_a_plain_loop(rows: int, cols: int, min_count: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    counted = rng.random((rows, cols)) < 0.7
+    breaks = rng.random((rows, cols)) < 0.2
+    expected = []
+    for j in range(cols):
+        n, first, hit = 0, 0, []
+        for t in range(rows):
+            if breaks[t, j]:
+                n, first = 0, t + 1
+            n += int(counted[t, j] and not breaks[t, j])
+            hit.append((n >= min_count, first, n))
+        for t in range(rows):
+            if hit[t][0] and (t == rows - 1 or not hit[t + 1][0]):
+                expected.append((t, j, hit[t][1], hit[t][2]))
+    assert _stale_runs(counted, breaks, min_count) == sorted(expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 140), st.integers(0, 2**32 - 1))
+def test_blocked_time_scans_match_whole_panel_formulas(rows: int, cols: int, seed: int) -> None:
+    flags = np.random.default_rng(seed).random((rows, cols)) < 0.5
+    counts = np.cumsum(flags, axis=0)
+    whole_runs = counts - np.maximum.accumulate(np.where(flags, 0, counts), axis=0)
+    started = np.maximum.accumulate(flags, axis=0)
+    whole_inside = started & np.maximum.accumulate(flags[::-1], axis=0)[::-1]
+    np.testing.assert_array_equal(_run_lengths(flags), whole_runs)
+    np.testing.assert_array_equal(_inside_history(flags), whole_inside)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 60), st.integers(0, 2**32 - 1))
+def test_row_nanmedian_matches_numpy(rows: int, cols: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(rows, cols))
+    a[rng.random(a.shape) < 0.4] = np.nan
+    a[rng.random(a.shape) < 0.05] = np.inf
+    counts = (~np.isnan(a)).sum(axis=1)
+    some = counts >= 1
+    np.testing.assert_array_equal(
+        _row_nanmedian(a[some], counts[some]), np.nanmedian(a[some], axis=1)
+    )
 
 
 def test_bill_fund_sitting_still_is_not_stale() -> None:
