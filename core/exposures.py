@@ -876,6 +876,15 @@ class ExposureCalculator:
         new.groups = [self.fund_map.exposure_types[c].group for c in new.exposure_types]
         return new
 
+    def carried(self) -> ExposureCalculator:
+        """This calculator over :meth:`carried_types` only (built once, then kept: the
+        engine labels every result of a kept constraint form with it). Do not modify it."""
+        kept = getattr(self, "_carried", None)
+        if kept is None:
+            kept = self.with_types(self.carried_types())
+            self._carried = kept
+        return kept
+
     def carried_types(self) -> list[str]:
         """This calculator's types that at least one of its funds carries (non-zero row)."""
         return [c for c, row in zip(self.exposure_types, self.matrix, strict=True) if row.any()]

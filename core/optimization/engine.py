@@ -309,7 +309,7 @@ class OptimizationEngine:
         exp_ret = analytics.expected_return(w, cash=cash) if mu is not None else float("nan")
         sharpe = analytics.sharpe_ratio(w, cash=cash) if mu is not None else float("nan")
         if form.calculator is not None:  # the form's, over the types the funds carry
-            calc = form.calculator.with_types(form.calculator.carried_types())
+            calc = form.calculator.carried()
         else:
             calc = ExposureCalculator(self.fund_map, form.symbols)
         exposures = calc.portfolio_exposures(w)
@@ -318,13 +318,14 @@ class OptimizationEngine:
             exposures["CASH_TBILL"] = exposures.get("CASH_TBILL", 0.0) + cash
             by_group["cash"] = by_group.get("cash", 0.0) + cash
         has_weight = bool(np.abs(w).sum() > 0)
-        exp_rc = pd.Series(dtype=float)
         codes = calc.exposure_types
         cov_x = self._exposure_covariance(codes) if codes else None
         if cov_x is not None:  # the assumptions' covariance, checked when they were loaded
             exp_rc = exposure_contributions(
                 w, calc.matrix, cov_x, cov, list(codes), sigma_w=analytics._sigma_w(w)
             )
+        else:
+            exp_rc = pd.Series(dtype=float)
         ok = raw.status == "optimal" and not violations
         if violations:
             message = (

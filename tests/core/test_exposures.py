@@ -208,3 +208,16 @@ def test_calculator_with_types_picks_rows_and_adds_zero_rows_for_types_not_held(
     assert not wider.matrix[0].any()
     with pytest.raises(ValidationError, match="Unknown exposure types"):
         calc.with_types(["NOPE"])
+
+
+def test_calculator_carried_keeps_only_the_types_held_and_is_built_once():
+    fmap = FundExposureMap.default()
+    calc = ExposureCalculator(fmap, ["RSSB", "GLD"], list(fmap.exposure_types))
+    carried = calc.carried()
+    assert carried is calc.carried()
+    assert carried.exposure_types == calc.carried_types()
+    assert set(carried.exposure_types) == {
+        c for s in ("RSSB", "GLD") for c, v in fmap[s].exposures.items() if v
+    }
+    direct = ExposureCalculator(fmap, ["RSSB", "GLD"], carried.exposure_types)
+    np.testing.assert_array_equal(carried.matrix, direct.matrix)
