@@ -352,7 +352,7 @@ class _LinesReader:
     """A text file over a list of lines, read in pieces (for ``pd.read_csv``).
 
     Joining 20 years x 500 symbols of lines into one string, which ``io.StringIO`` then
-    widens to four bytes a character, held the GIL for tens of milliseconds and made
+    widens to four bytes a character, held the GIL for 10-30 ms at a time here and made
     about 100 MB of new memory; here each ``read`` joins only what the parser asks for.
     """
 
