@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError, ValidationError
+from core.kept import Kept
 
 #: A fund whose notional exceeds this (percent of NAV) is refused as absurd (10x).
 MAX_NOTIONAL_PCT = 1000.0
@@ -746,9 +746,7 @@ def _padded(joined: str) -> bool:
 
 
 #: Symbol indexes already built (pandas infers and converts 1,000 strings in 0.06 ms).
-_INDEXES: dict[tuple[tuple[str, ...], bool], pd.Index] = {}
-_INDEXES_KEPT = 32
-_INDEXES_LOCK = threading.Lock()  # solver threads and the GUI thread label results
+_INDEXES: Kept[pd.Index] = Kept(32)
 
 
 def symbol_index(symbols: Sequence[str], *, object_dtype: bool = False) -> pd.Index:
@@ -763,10 +761,7 @@ def symbol_index(symbols: Sequence[str], *, object_dtype: bool = False) -> pd.In
     idx = _INDEXES.get(key)
     if idx is None:
         idx = pd.Index(list(key[0]), dtype=object if object_dtype else None)
-        with _INDEXES_LOCK:
-            if len(_INDEXES) >= _INDEXES_KEPT:
-                del _INDEXES[next(iter(_INDEXES))]
-            _INDEXES[key] = idx
+        _INDEXES.put(key, idx)
     return idx.view()
 
 

@@ -9,14 +9,13 @@ well estimated (each from the asset's full history); the cross terms are the sus
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from core.errors import ValidationError
+from core.kept import Kept
 
 __all__ = ["fingerprint", "is_psd", "nearest_correlation", "nearest_psd", "symmetrize"]
 
@@ -57,9 +56,7 @@ def symmetrize(matrix: ArrayLike) -> FloatArray:
 
 _PROBES: dict[int, FloatArray] = {}
 #: Verdicts of :func:`is_psd` on recently seen matrices, keyed by fingerprint and tolerance.
-_PSD_VERDICTS: OrderedDict[tuple[bytes, float], bool] = OrderedDict()
-_PSD_VERDICTS_KEPT = 32
-_PSD_LOCK = threading.Lock()  # solver threads and the GUI thread check matrices
+_PSD_VERDICTS: Kept[bool] = Kept(32)
 
 
 def _probe(n: int) -> FloatArray:
@@ -122,17 +119,11 @@ def is_psd(matrix: ArrayLike, tol: float = 1e-10) -> bool:
     key = fingerprint(a)
     if key is None:
         return False  # NaN or infinity
-    with _PSD_LOCK:
-        known = _PSD_VERDICTS.get((key, tol))
-        if known is not None:  # the same matrix again: no second factorisation
-            _PSD_VERDICTS.move_to_end((key, tol))
-    if known is not None:
+    known = _PSD_VERDICTS.get((key, tol))
+    if known is not None:  # the same matrix again: no second factorisation
         return known
     verdict = _cholesky_psd(a, tol)
-    with _PSD_LOCK:
-        _PSD_VERDICTS[(key, tol)] = verdict
-        if len(_PSD_VERDICTS) > _PSD_VERDICTS_KEPT:
-            _PSD_VERDICTS.popitem(last=False)
+    _PSD_VERDICTS.put((key, tol), verdict)
     return verdict
 
 

@@ -7,13 +7,12 @@ All weights, exposures and notionals here are FRACTIONS of portfolio value
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from core.errors import ValidationError
+from core.kept import Kept
 
 Bound = tuple[float | None, float | None]
 
@@ -369,11 +368,7 @@ class _FundSnapshot:
 #: target-return inputs): (funds read, copies of the constraints' dictionaries, form).
 #: Re-solving with the same constraints (another objective, a frontier, a new
 #: covariance) skips the 1 ms of building them again at 1,000 funds.
-_FORMS: OrderedDict[
-    tuple[Any, ...], tuple[_FundSnapshot, dict[str, dict[str, Any]], LinearForm]
-] = OrderedDict()
-_FORMS_KEPT = 8
-_FORMS_LOCK = threading.Lock()  # solver threads and the GUI thread build forms
+_FORMS: Kept[tuple[_FundSnapshot, dict[str, dict[str, Any]], LinearForm]] = Kept(8)
 
 
 def _constraints_key(c: OptimizationConstraints) -> tuple[tuple[Any, ...], list[str]] | None:
@@ -462,9 +457,6 @@ def linear_form(
         and all(getattr(constraints, name) == kept[1][name] for name in dict_names)
         and kept[0].matches(fund_map, symbols)
     ):
-        with _FORMS_LOCK:
-            if key in _FORMS:
-                _FORMS.move_to_end(key)
         return _handout(kept[2])
     form = _linear_form(symbols, constraints, fund_map, exposure_types, expected_returns)
     # values are numbers, names or (lo, hi) bounds; a bound given as a list is copied
@@ -475,12 +467,7 @@ def linear_form(
         }
         for name in dict_names
     }
-    entry = (_FundSnapshot(fund_map, form.symbols), copies, _frozen(form))
-    with _FORMS_LOCK:
-        _FORMS[key] = entry
-        _FORMS.move_to_end(key)
-        if len(_FORMS) > _FORMS_KEPT:
-            _FORMS.popitem(last=False)
+    _FORMS.put(key, (_FundSnapshot(fund_map, form.symbols), copies, _frozen(form)))
     return _handout(form)
 
 

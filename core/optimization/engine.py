@@ -9,10 +9,8 @@ then re-checks every constraint on the returned weights before calling it a succ
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +19,7 @@ import pandas as pd
 
 from core.errors import DataError, InfeasibleError, StackOptWarning, ValidationError
 from core.exposures import ExposureCalculator, FundExposureMap, symbol_index, upper_symbols
+from core.kept import Kept
 from core.linalg import fingerprint, is_psd
 from core.optimization import mean_variance as mv
 from core.optimization.constraints import (
@@ -86,11 +85,7 @@ def _refuse_non_finite(arr: np.ndarray, symbols: list[str], what: str = "covaria
 
 #: Covariances already prepared, by fingerprint and symbols: (read-only matrix, repairs);
 #: None for the matrix when the caller's needed nothing (exactly symmetric and PSD).
-_PREPARED: OrderedDict[tuple[bytes, tuple[str, ...]], tuple[np.ndarray | None, list[str]]] = (
-    OrderedDict()
-)
-_PREPARED_KEPT = 4
-_PREPARED_LOCK = threading.Lock()  # solver threads and the GUI thread prepare matrices
+_PREPARED: Kept[tuple[np.ndarray | None, list[str]]] = Kept(4)
 #: Larger matrices are not kept (a 2,500-fund covariance is 50 MB).
 _PREPARED_MAX_N = 2500
 
@@ -113,12 +108,7 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
             _refuse_non_finite(cov, symbols)
         if cov.shape[0] <= _PREPARED_MAX_N:
             key = (fp, tuple(symbols))
-    kept = None
-    if key is not None:
-        with _PREPARED_LOCK:
-            kept = _PREPARED.get(key)
-            if kept is not None:
-                _PREPARED.move_to_end(key)
+    kept = _PREPARED.get(key) if key is not None else None
     if kept is not None:
         prepared, repairs = kept
         return (cov if prepared is None else prepared), list(repairs)
@@ -126,10 +116,7 @@ def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray,
     if key is not None:
         prepared.flags.writeable = False  # a new array (symmetrised), never the caller's
         as_is = not repairs and cov.flags.c_contiguous and np.array_equal(prepared, cov)
-        with _PREPARED_LOCK:
-            _PREPARED[key] = (None if as_is else prepared, list(repairs))
-            if len(_PREPARED) > _PREPARED_KEPT:
-                _PREPARED.popitem(last=False)
+        _PREPARED.put(key, (None if as_is else prepared, list(repairs)))
     return prepared, repairs
 
 
