@@ -1199,7 +1199,7 @@ def gui_block_available() -> tuple[bool, str]:
 
 _GUI_PROBE = r"""
 import json, sys, time
-from PySide6.QtCore import QThreadPool, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from bench.problems import leverage_universe
 from core.optimization.engine import OptimizationEngine
@@ -1223,16 +1223,14 @@ points = []
 worker.signals.partial.connect(points.append)
 worker.signals.finished.connect(lambda items: (done.append(len(items)), app.quit()))
 worker.signals.failed.connect(lambda exc: (done.append(repr(exc)), app.quit()))
-# the app's own solver thread when it exists (one BLAS thread, the start-up heap frozen,
-# a short GIL switch interval), else a bare one-thread pool
-solver = workers.SolverThread() if hasattr(workers, "SolverThread") else None
-pool = solver.pool if solver is not None else QThreadPool()
-pool.setMaxThreadCount(1)
+# the app's own solver thread (one BLAS thread, the start-up heap frozen, a short GIL
+# switch interval)
+solver = workers.SolverThread()
 t0 = time.perf_counter()
-solver.start(worker) if solver is not None else pool.start(worker)
+solver.start(worker)
 QTimer.singleShot(600000, app.quit)
 app.exec()
-pool.waitForDone()
+solver.pool.waitForDone()
 print(json.dumps({"max_block_ms": max(gaps) * 1e3 if gaps else None, "ticks": len(gaps),
                   "gaps_over_50ms": sum(g > 0.05 for g in gaps),
                   "points": len(points), "result": done[0] if done else None,
