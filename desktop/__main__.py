@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Sequence
 
 # numpy asks the kernel for transparent huge pages for every array of 4 MB or more; where
@@ -36,6 +37,18 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def _warm_up_solvers() -> None:
+    """Compile (or load from the on-disk cache) the frontier tracer's kernel, off the GUI
+    thread. A failure here costs nothing but speed: the first frontier then compiles it,
+    or is solved point by point, and says so."""
+    try:
+        from core.optimization.cla import warm_up
+
+        warm_up()
+    except Exception:  # noqa: BLE001 - best effort; the real run reports any problem
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Create the application and the main window; return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -55,6 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     window = MainWindow(args.workspace, offer_recovery=not args.no_recovery)
     window.show()
+    # after the first paint, so that start-up does not share the CPU with the compiler
+    QTimer.singleShot(
+        500,
+        lambda: threading.Thread(
+            target=_warm_up_solvers, name="stackopt-warm-up", daemon=True
+        ).start(),
+    )
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
     return app.exec()

@@ -53,7 +53,6 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.linalg.blas as _blas
 import scipy.linalg.lapack as _lapack
 
 from core.errors import InfeasibleError, SolverError, ValidationError
@@ -662,23 +661,38 @@ class _Tracer:
     equality rows first) and ``z``; ``status`` per variable (0 free, -1 at its lower
     bound, +1 at its upper bound); ``active`` per row (in the KKT system). The KKT
     system's unknowns ("units") are the free variables and the active rows, in the
-    order of ``unit`` (variable j is ``j``, row r is ``n + r``); ``Kinv`` is the inverse
-    of its matrix and row p of ``M`` is ``Sigma[j]`` for a variable unit and ``C[r]``
-    for a row unit, so that ``M' sol`` gives ``Sigma dw`` and ``C' dy`` in one product.
+    order of ``unit[:N]`` (variable j is ``j``, row r is ``n + r``); ``Kinv`` is the
+    inverse of its matrix and row p of ``M`` is ``Sigma[j]`` for a variable unit and
+    ``C[r]`` for a row unit, so that ``M' sol`` gives ``Sigma dw`` and ``C' dy`` in one
+    product.
+
+    The events themselves (direction, ratio test, step, corner check, bordering and
+    downdating the inverse) run compiled in :func:`core.optimization.cla_kernel.advance`;
+    this class holds the state it works on (scalars in ``fs`` and ``ist``) and does what
+    the kernel hands back: rebuilding the inverse, ray steps at fixed ``t``, re-solves,
+    growing the buffers.
     """
 
+    #: Events after which the kernel returns PAUSE and :meth:`_paused` is called (a
+    #: seam for tests; -1: never).
+    pause_at = -1
+
     def __init__(self, pb: QPProblem, mu: np.ndarray, tol: float, max_events: int) -> None:
+        from core.optimization import cla_kernel as kern
+
         assert pb.A_eq is not None and pb.A_ub is not None and pb.lb is not None
         assert pb.b_eq is not None and pb.b_ub is not None and pb.ub is not None
+        self.kern = kern
         self.pb = pb
-        self.S = pb.P
-        self.mu = mu
+        self.S = np.ascontiguousarray(pb.P, dtype=float)
+        self.mu = np.ascontiguousarray(mu, dtype=float)
         self.n = n = pb.n
         self.m_eq = pb.m_eq
-        self.C = np.ascontiguousarray(np.vstack([pb.A_eq, pb.A_ub]))
-        self.dv = np.concatenate([pb.b_eq, pb.b_ub])
+        self.C = np.ascontiguousarray(np.vstack([pb.A_eq, pb.A_ub]), dtype=float)
+        self.dv = np.concatenate([pb.b_eq, pb.b_ub]).astype(float)
         self.m = m = self.C.shape[0]
-        self.lb, self.ub = pb.lb, pb.ub
+        self.lb = np.ascontiguousarray(pb.lb, dtype=float)
+        self.ub = np.ascontiguousarray(pb.ub, dtype=float)
         self.eqfix = self.lb == self.ub
         self.is_eq = np.arange(m) < self.m_eq
         self.row_norm = np.maximum(np.abs(self.C).max(axis=1), _TINY) if m else np.zeros(0)
@@ -695,8 +709,17 @@ class _Tracer:
         self.tol = tol
         self.max_events = max_events
         self.stats = PathStats()
+        # scalars shared with the kernel
+        self.fs = np.zeros(kern.N_FLOAT)
+        self.fs[kern.F_DMAX] = self.dmax
+        self.fs[kern.F_MUMAX] = self.mumax
+        self.fs[kern.F_TOL] = tol
+        self.ist = np.zeros(kern.N_INT, dtype=np.int64)
+        self.ist[kern.I_MEQ] = self.m_eq
+        self.ist[kern.I_MAXEV] = max_events
+        self.ist[kern.I_ZLIMIT] = 2 * (n + m) + 20
+        self.ist[kern.I_PAUSE] = self.pause_at
         # state
-        self.t = 0.0
         self.w = np.zeros(n)
         self.g = np.zeros(n)
         self.y = np.zeros(m)
@@ -706,25 +729,37 @@ class _Tracer:
         # active rows left out of the KKT system because they depend on the others on
         # the free variables (duplicates, a vertex): their multipliers are held constant
         self.frozen = np.zeros(m, dtype=bool)
-        # KKT inverse and unit bookkeeping
-        self.N = 0
-        self.unit = np.zeros(0, dtype=np.intp)
+        # KKT inverse and unit bookkeeping: the inverse lives in the top-left N x N block
+        # of a larger buffer and is updated in place
+        self.unit = np.zeros(n + m, dtype=np.intp)
         self.pos = np.full(n + m, -1, dtype=np.intp)
-        # the inverse lives in the top-left N x N block of a larger buffer and is updated
-        # in place (allocating an N x N array per event costs more than the update)
         self.Kb = np.zeros((16, 16))
-        self.Ab = np.zeros((16, 16))  # scratch for |Kinv|
         self.M = np.zeros((16, n))
-        self._lay: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-        # corners
-        self._T: list[float] = []
-        self._W: list[np.ndarray] = []
-        self._Y: list[np.ndarray] = []
-        self._Z: list[np.ndarray] = []
-        self._G: list[np.ndarray] = []
-        self.since_exact = 0
-        self.dscale = 0.0  # largest rounding bound of a weight's rate (last direction)
-        self.cty_max = 0.0  # largest entry of C' dy (last direction)
+        # corners: t, w, y, z, g in rows 0..ist[I_NC]-1
+        self._CT = np.zeros(64)
+        self._CW = np.zeros((64, n))
+        self._CY = np.zeros((64, m))
+        self._CZ = np.zeros((64, n))
+        self._CG = np.zeros((64, n))
+
+    # -- scalars kept in the kernel's state arrays ---------------------------------------
+
+    @property
+    def t(self) -> float:
+        return float(self.fs[self.kern.F_T])
+
+    @t.setter
+    def t(self, value: float) -> None:
+        self.fs[self.kern.F_T] = value
+
+    @property
+    def N(self) -> int:
+        """Units in the KKT system."""
+        return int(self.ist[self.kern.I_N])
+
+    @N.setter
+    def N(self, value: int) -> None:
+        self.ist[self.kern.I_N] = value
 
     # -- loading a solution and rebuilding the KKT inverse ----------------------------
 
@@ -835,56 +870,49 @@ class _Tracer:
             raise _PathFailed(f"the KKT matrix is too ill-conditioned (inverse error {err:.1e})")
         return 0.5 * (Kinv + Kinv.T), None
 
-    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Positions of the variable and row units, and their indices (cached)."""
-        if self._lay is None:
-            units = self.unit[: self.N]
-            isvar = units < self.n
-            vpos = np.flatnonzero(isvar)
-            rpos = np.flatnonzero(~isvar)
-            self._lay = (vpos, rpos, units[vpos], units[rpos] - self.n)
-        return self._lay
-
     @property
     def Kinv(self) -> np.ndarray:
         """The inverse of the KKT matrix over the current units (a view, shape (N, N))."""
-        return self.Kb[: self.N, : self.N]
+        N = self.N
+        return self.Kb[:N, :N]
 
-    def _reserve(self, N: int, shrink: bool = False) -> None:
-        """Buffers for at least N units (grown by half again; shrunk when mostly unused,
-        since the in-place rank-one update runs over the whole buffer)."""
+    def _make_room(self) -> None:
+        """Buffers with room for the next event: two more units in the inverse and in
+        ``M``, three more corners (grown by half again, or doubled)."""
+        N = self.N
         cap = self.Kb.shape[0]
-        if N <= cap and not (shrink and cap > 64 and N < cap // 3):
-            return
-        new_cap = max(16, N + N // 2 + 8)
-        Kb = np.zeros((new_cap, new_cap))
-        k = min(self.N, N, cap)
-        Kb[:k, :k] = self.Kb[:k, :k]
-        self.Kb = Kb
-        self.Ab = np.zeros((new_cap, new_cap))
-
-    def _rank1(self, x: np.ndarray, alpha: float) -> None:
-        """Kinv += alpha x x' in place (x has N entries)."""
-        cap = self.Kb.shape[0]
-        xp = np.zeros(cap)
-        xp[: x.size] = x
-        # BLAS dger on the transposed (Fortran-ordered) view writes into Kb itself
-        _blas.dger(alpha, xp, xp, a=self.Kb.T, overwrite_a=1)
+        if N + 2 > cap:
+            new_cap = max(16, N + N // 2 + 8)
+            Kb = np.zeros((new_cap, new_cap))
+            Kb[:N, :N] = self.Kb[:N, :N]
+            self.Kb = Kb
+        if N + 2 > self.M.shape[0]:
+            grown = np.zeros((max(16, 2 * (N + 2)), self.n))
+            grown[:N] = self.M[:N]
+            self.M = grown
+        nc = int(self.ist[self.kern.I_NC])
+        if nc + 3 > self._CT.size:
+            size = 2 * (nc + 3)
+            for name in ("_CT", "_CW", "_CY", "_CZ", "_CG"):
+                old = getattr(self, name)
+                new = np.zeros((size, *old.shape[1:]))
+                new[:nc] = old[:nc]
+                setattr(self, name, new)
 
     def _install(self, F: np.ndarray, W: np.ndarray, Kinv: np.ndarray) -> None:
         n = self.n
-        self._lay = None
-        self.unit = np.concatenate([F, n + W]).astype(np.intp)
-        N = self.unit.size
+        units = np.concatenate([F, n + W]).astype(np.intp)
+        N = units.size
+        self.unit[:N] = units
         self.pos[:] = -1
-        self.pos[self.unit] = np.arange(N)
-        self.N = 0
-        self._reserve(N, shrink=True)
+        self.pos[units] = np.arange(N)
         self.N = N
+        cap = self.Kb.shape[0]
+        if N + 2 > cap or (cap > 64 and N < cap // 3):  # shrunk when mostly unused
+            self.Kb = np.zeros((max(16, N + N // 2 + 8),) * 2)
         self.Kb[:N, :N] = Kinv
-        cap = max(16, 2 * N)
-        if self.M.shape[0] < cap:
-            self.M = np.zeros((cap, n))
+        if self.M.shape[0] < N + 2:
+            self.M = np.zeros((max(16, 2 * N), n))
         self.M[: F.size] = self.S[F]
         self.M[F.size : N] = self.C[W]
 
@@ -894,7 +922,7 @@ class _Tracer:
         one Newton correction of ``w`` on the active set, and multipliers from it."""
         self.stats.rebuilds += 1
         self.g = self.S @ self.w
-        self.since_exact = 0
+        self.ist[self.kern.I_SINCE] = 0
         for _ in range(self.n + self.m + 2):
             F = np.flatnonzero(self.status == 0)
             W = self._independent_rows(F)
@@ -987,236 +1015,41 @@ class _Tracer:
         _, alpha, sign, kind, idx = min(options)
         self._move(sign * u, alpha, kind, idx)
 
-    # -- one segment -------------------------------------------------------------------
-
-    def direction(self) -> tuple[np.ndarray, ...] | None:
-        """(dw, dy, dz, Sigma dw, C dw) per unit t on the current active set, or None when
-        the solve is not accurate (the caller rebuilds).
-
-        ``dw`` solves ``[Sigma_FF C_WF'; C_WF 0] [dw_F; dy_W] = [mu_F; 0]`` (one product
-        with the maintained inverse, refined against the residual); ``dz`` follows from
-        stationarity on the fixed weights: ``dz = mu - Sigma dw - C' dy``.
-        """
-        n, N = self.n, self.N
-        vpos, rpos, vidx, ridx = self._layout()
-        rhs = np.zeros(N)
-        rhs[vpos] = self.mu[vidx]
-        Kinv = self.Kinv
-        sol = Kinv @ rhs if N else np.zeros(0)
-        # componentwise rounding bound of sol; weight rates below 1e-12 of the largest
-        # bound are zero, not events (scale-wide: the bound of one entry misses the
-        # rounding of Kinv itself, e.g. when C_WF is square and dw is exactly zero)
-        if N:
-            absK = np.abs(Kinv, out=self.Ab[:N, :N])
-            noise = absK @ np.abs(rhs)
-        else:
-            noise = np.zeros(0)
-        dscale = float(noise[vpos].max()) if vpos.size else 0.0
-        # as many independent active rows as free weights: dw = 0 by structure (there the
-        # bound is rounding too, since the free block of Kinv is zero in exact arithmetic)
-        zero = vpos.size <= rpos.size or bool((np.abs(sol[vpos]) <= 1e-12 * dscale).all())
-        if zero:
-            sol[vpos] = 0.0
-        M = self.M[:N]
-        sv = np.zeros(N)
-        dy = np.zeros(self.m)
-        e_var = e_row = math.inf
-        for _ in range(3):
-            # Sigma dw from the variable rows of M (the row units' entries zeroed), and
-            # C' dy from C itself: two products with one vector each are faster than
-            # one with two columns
-            sv[vpos] = sol[vpos]
-            Sd = sv @ M if N else np.zeros(n)
-            dy[ridx] = sol[rpos]
-            Cty = dy @ self.C
-            d = np.zeros(n)
-            d[vidx] = sol[vpos]
-            Cd = self.C @ d
-            r_var = Sd[vidx] + Cty[vidx] - rhs[vpos]
-            r_row = Cd[ridx]
-            gs = max(float(np.abs(rhs).max()) if N else 0.0, float(np.abs(Sd).max()),
-                     float(np.abs(Cty).max()), _TINY)  # fmt: skip
-            # rows against the size of dw itself (tau * |C dw| is drift in the rows, put
-            # right after each step), floored where dw is small by cancellation
-            dm = max(float(np.abs(d).max()), 1e-6 * dscale)
-            sr = max(dm * float(self.row_norm.max()) if self.m else 0.0, _TINY)
-            e_var = float(np.abs(r_var).max()) / gs if vpos.size else 0.0
-            e_row = float(np.abs(r_row).max()) / sr if rpos.size and not zero else 0.0
-            err = max(e_var, e_row)
-            if err <= 1e-14:
-                break
-            res = np.zeros(N)
-            res[vpos] = r_var
-            res[rpos] = r_row
-            sol = sol - Kinv @ res
-            if zero:
-                sol[vpos] = 0.0
-        if e_var > 1e-10 or e_row > 1e-8:  # the rows are put right after each step anyway
-            return None
-        if not zero:
-            tiny_v = np.abs(sol[vpos]) <= 1e-12 * dscale
-            d[vidx[tiny_v]] = 0.0
-        dy = np.zeros(self.m)
-        yscale = float(noise[rpos].max()) if rpos.size else 0.0
-        dy[ridx] = np.where(np.abs(sol[rpos]) <= 1e-12 * yscale, 0.0, sol[rpos])
-        dz = self.mu - Sd - Cty
-        dz[self.status == 0] = 0.0
-        self.cty_max = float(np.abs(Cty).max())
-        self.dscale = dscale
-        return d, dy, dz, Sd, Cd
-
-    def next_event(
-        self, d: np.ndarray, dy: np.ndarray, dz: np.ndarray, Sd: np.ndarray, Cd: np.ndarray
-    ) -> tuple[float, int, int]:
-        """Step length to the first event and the event: (tau, kind, index).
-
-        Ties go to the first event found (bound hits, then rows, then releases); the
-        others follow as steps of length zero.
-        """
-        vidx, ridx = self._layout()[2:]
-        w, z, y = self.w, self.z, self.y
-        best = (math.inf, _HIT, -1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # free weights reaching a bound (only the free ones move)
-            dF = d[vidx]
-            wF = w[vidx]
-            tv = np.where(
-                dF < 0.0,
-                (wF - self.lb[vidx]) / -dF,
-                np.where(dF > 0.0, (self.ub[vidx] - wF) / dF, np.inf),
-            )
-            if tv.size:
-                k = int(np.argmin(tv))
-                best = min(best, (max(float(tv[k]), 0.0), _HIT, int(vidx[k])))
-            # rows outside the system becoming tight (an equality row outside it is
-            # dependent on the others; if it would move, it must join at once)
-            out = ~self.active
-            if out.any():
-                reps = 1e-12 * max(float(np.abs(dF).max()) if dF.size else 0.0, self.dscale)
-                reps = reps * self.row_norm
-                slack = self.dv - self.C @ w
-                tr = np.where(out & ~self.is_eq & (Cd > reps), slack / Cd, np.inf)
-                tr = np.where(out & self.is_eq & (np.abs(Cd) > reps), 0.0, tr)
-                k = int(np.argmin(tr))
-                best = min(best, (max(float(tr[k]), 0.0), _TIGHT, k))
-            # bound multipliers reaching zero: z <= 0 at a lower bound, >= 0 at an upper
-            # one, so the wrong-signed rates are those with status * dz < 0
-            zeps = 1e-12 * max(self.mumax, float(np.abs(Sd).max()), self.cty_max)
-            cand = np.flatnonzero((self.status * dz < -zeps) & self.releasable)
-            if cand.size:
-                tz = -z[cand] / dz[cand]
-                k = int(np.argmin(tz))
-                best = min(best, (max(float(tz[k]), 0.0), _RELEASE, int(cand[k])))
-            # row multipliers reaching zero
-            if ridx.size:
-                dyr = dy[ridx]
-                ty = np.where((dyr < 0.0) & ~self.is_eq[ridx], -y[ridx] / dyr, np.inf)
-                k = int(np.argmin(ty))
-                best = min(best, (max(float(ty[k]), 0.0), _DROP, int(ridx[k])))
-        tau, kind, idx = best
-        if math.isnan(tau):
-            raise _PathFailed("a step length is not a number")
-        return tau, kind, idx
-
-    # -- active-set updates --------------------------------------------------------------
-
-    def _remove(self, p: int) -> float:
-        """Remove unit at position p from the inverse; returns the pivot used."""
-        N = self.N
-        last = N - 1
-        K = self.Kinv
-        if p != last:  # swap p and last in every structure
-            K[[p, last], :] = K[[last, p], :]
-            K[:, [p, last]] = K[:, [last, p]]
-            self.M[[p, last]] = self.M[[last, p]]
-            up, ul = self.unit[p], self.unit[last]
-            self.unit[p], self.unit[last] = ul, up
-            self.pos[ul], self.pos[up] = p, last
-        self._lay = None
-        piv = float(K[last, last])
-        c = K[:last, last].copy()
-        self._rank1(c, -1.0 / piv)  # block-inverse downdate of the leading block
-        self.pos[self.unit[last]] = -1
-        self.unit = self.unit[:last]
-        self.N = last
-        self._reserve(last, shrink=True)
-        return piv
-
-    def _add(self, u: int, k: np.ndarray, diag: float, row: np.ndarray) -> None:
-        """Append unit u with KKT column k (N,) and diagonal entry diag (bordering)."""
-        N = self.N
-        self._lay = None
-        v = self.Kinv @ k if N else np.zeros(0)
-        s = diag - float(k @ v)
-        self._reserve(N + 1)
-        self._rank1(v, 1.0 / s)  # bordering: the leading block first
-        Kb = self.Kb
-        Kb[:N, N] = -v / s
-        Kb[N, :N] = -v / s
-        Kb[N, N] = 1.0 / s
-        if self.M.shape[0] <= N:
-            grown = np.zeros((2 * self.M.shape[0] + 16, self.n))
-            grown[:N] = self.M[:N]
-            self.M = grown
-        self.M[N] = row
-        self.unit = np.append(self.unit, u)
-        self.pos[u] = N
-        self.N = N + 1
-
-    def _border(self, j: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """KKT column of variable j against the current units, K^-1 times it, and the
-        Schur complement (the curvature along the direction that frees j)."""
-        N = self.N
-        k = self.M[:N, j].copy()
-        v = self.Kinv @ k if N else np.zeros(0)
-        return k, v, float(self.S[j, j] - k @ v)
+    # -- active-set changes the kernel leaves to Python ----------------------------------
+    # (each is complete on its own: it also gives the right answer where the kernel's
+    # bordering or downdate would have applied)
 
     def fix(self, j: int, side: int) -> None:
-        """Free variable j reached a bound."""
-        bound = self.ub[j] if side > 0 else self.lb[j]
-        p = int(self.pos[j])
-        self.g += (bound - self.w[j]) * self.M[p]
-        self.w[j] = bound
+        """Free variable j reached a bound and an active row now depends on the others
+        on the free variables: the rebuild freezes it."""
+        self.w[j] = self.ub[j] if side > 0 else self.lb[j]
         self.status[j] = side
         self.z[j] = 0.0
-        piv = float(self.Kinv[p, p])
-        if piv > 1e-14 * float(np.abs(self.Kinv[p]).max()):
-            self._remove(p)
-        else:  # an active row now depends on the others: the rebuild freezes it
-            self.resync()
+        self.resync()
 
     def tighten(self, r: int) -> None:
-        """Inactive row r became tight."""
-        N, n = self.N, self.n
-        units = self.unit[:N]
-        isvar = units < n
-        k = np.zeros(N)
-        k[isvar] = self.C[r, units[isvar]]
-        v = self.Kinv @ k if N else np.zeros(0)
-        s = -float(k @ v)
+        """Inactive row r became tight, dependent on the active rows: rebuild."""
         self.active[r] = True
         self.y[r] = 0.0
-        if not abs(s) > 1e-13 * float(np.abs(k).max() * np.abs(v).max()) or N == 0:
-            self.resync()  # dependent on the active rows: the rebuild sorts it out
-            return
-        self._add(n + r, k, 0.0, self.C[r])
+        self.resync()
 
     def release(self, j: int) -> None:
-        """Variable j's bound multiplier reached zero: free it."""
-        n = self.n
+        """Variable j's bound multiplier reached zero: free it. With frozen rows the
+        inverse is rebuilt (a frozen row may be independent of the others now); where
+        the freeing direction has no curvature, the weights move along it at fixed t
+        until something blocks, then the inverse is rebuilt on the new active set."""
+        n, N = self.n, self.N
         self.z[j] = 0.0
-        k, v, s = self._border(j)
-        units = self.unit[: self.N]
+        units = self.unit[:N]
+        k = self.M[:N, j].copy()
+        v = self.Kinv @ k if N else np.zeros(0)
+        s = float(self.S[j, j] - k @ v)
         isvar = units < n
         unorm2 = 1.0 + float(v[isvar] @ v[isvar])
         if s > ZERO_CURVATURE * self.dmax * unorm2:
             self.status[j] = 0
-            self._add(j, k, float(self.S[j, j]), self.S[j])
-            if self.frozen.any():
-                self.resync()  # a frozen row may be independent of the others now
+            self.resync()
             return
-        # no curvature along the freeing direction: move along it at fixed t until
-        # something blocks, then rebuild on the new active set
         u = np.zeros(n)
         u[units[isvar]] = -v[isvar]
         u[j] = 1.0
@@ -1233,99 +1066,57 @@ class _Tracer:
         self.resync()
 
     def drop(self, r: int) -> None:
-        """Active row r's multiplier reached zero: take it out of the active set."""
-        n = self.n
+        """Active row r's multiplier reached zero: take it out of the active set (a
+        rebuild with frozen rows, which may take over its share; a ray step where the
+        direction that leaves the row has no curvature)."""
+        n, N = self.n, self.N
         p = int(self.pos[r + n])
         self.y[r] = 0.0
         col = self.Kinv[:, p].copy()
-        units = self.unit[: self.N]
+        units = self.unit[:N]
         isvar = units < n
         unorm2 = float(col[isvar] @ col[isvar])
-        piv = float(col[p])
-        if -piv > ZERO_CURVATURE * self.dmax * unorm2:
-            self._remove(p)
-            self.active[r] = False
-            if self.frozen.any():
-                self.resync()  # a frozen row may take over the dropped row's share
+        self.active[r] = False
+        if -float(col[p]) > ZERO_CURVATURE * self.dmax * unorm2:
+            self.resync()
             return
         u = np.zeros(n)
         u[units[isvar]] = -col[isvar]  # C_r u = -1: the row's slack grows
-        self.active[r] = False
         alpha, kind, idx = self._ratio(u)
         if not math.isfinite(alpha):
             raise _PathFailed("a riskless direction is unbounded: the return has no maximum")
         self._move(u, alpha, kind, idx)
         self.resync()
 
-    def _restore_rows(self) -> None:
-        """Put w back on its active rows after a step (long steps at large t would
-        otherwise leave rounding drift of tau * |C dw| ~ 1e-11 in the budget, and near the
-        max-return end the variance moves 2 t times any return error)."""
-        N, n = self.N, self.n
-        units = self.unit[:N]
-        rpos = np.flatnonzero(units >= n)
-        if rpos.size == 0:
-            return
-        rows = units[rpos] - n
-        r = self.dv[rows] - self.C[rows] @ self.w
-        if not float(np.abs(r).max()) > 0.0:
-            return
-        corr = self.Kinv[:, rpos] @ r  # solves K [dw; dy] = [0; r]
-        vpos = np.flatnonzero(units < n)
-        self.w[units[vpos]] += corr[vpos]
-        self.g += self.M[vpos].T @ corr[vpos]
-        self.y[rows] += corr[rpos]
-
     # -- checks and corners ------------------------------------------------------------
+
+    def _kernel_state(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.S, self.C, self.mu, self.dv, self.lb, self.ub, self.lbf, self.ubf,
+            self.has_lb, self.has_ub, self.bscale, self.rscale, self.row_norm, self.is_eq,
+            self.releasable, self.w, self.g, self.y, self.z, self.status, self.active,
+            self.frozen, self.Kb, self.M, self.unit, self.pos, self.fs, self.ist,
+            self._CT, self._CW, self._CY, self._CZ, self._CG,
+        )  # fmt: skip
 
     def corner_ok(self) -> bool:
         """KKT check of the current point from the running Sigma w (O(n m)): stationarity,
         feasibility, fixed weights on their bounds, rows in the system tight, signs."""
-        t, w, y, z, g, st = self.t, self.w, self.y, self.z, self.g, self.status
-        Cty = self.C.T @ y
-        gscale = max(
-            self.dmax * float(np.abs(w).max()), float(np.abs(g).max()), t * self.mumax,
-            float(np.abs(Cty).max()), float(np.abs(z).max()), _TINY,
+        return bool(
+            self.kern.corner_ok(
+                self.C, self.mu, self.dv, self.lbf, self.ubf, self.has_lb, self.has_ub,
+                self.bscale, self.rscale, self.row_norm, self.is_eq, self.releasable, self.w,
+                self.g, self.y, self.z, self.status, self.active, self.fs, self.ist,
+            )
         )  # fmt: skip
-        tol = 0.1 * self.tol
-        if float(np.abs(g - t * self.mu + Cty + z).max()) > tol * gscale:
-            return False
-        if self.m:
-            r = (self.C @ w - self.dv) / self.rscale
-            viol = np.where(self.is_eq | self.active, np.abs(r), np.maximum(r, 0.0))
-            if float(viol.max()) > tol:
-                return False
-            if float((-y * self.row_norm)[self.m_eq :].max(initial=0.0)) > tol * gscale:
-                return False
-        # free weights inside their bounds, fixed ones on them
-        bnd = np.where(st < 0, self.lbf, self.ubf)
-        off = np.where(
-            st == 0,
-            np.maximum(np.maximum((self.lbf - w) * self.has_lb, (w - self.ubf) * self.has_ub), 0.0),
-            np.abs(w - bnd),
-        )
-        if float((off / self.bscale).max()) > tol:
-            return False
-        # bound multipliers: zero on free weights, signed by the side elsewhere
-        bad_z = np.where(st == 0, np.abs(z), np.where(self.releasable, -st * z, 0.0))
-        return float(bad_z.max()) <= tol * gscale
 
     def record(self) -> None:
         """Store the current point as a corner (unless it repeats the last one)."""
-        if self._W and self._T[-1] == self.t and np.array_equal(self._W[-1], self.w):
-            return
-        if self._T and self.t == 0.0 and self._T[-1] == 0.0:
-            # several points at t = 0: only the last (highest return) is on the path
-            self._T.pop()
-            self._W.pop()
-            self._Y.pop()
-            self._Z.pop()
-            self._G.pop()
-        self._T.append(self.t)
-        self._W.append(self.w.copy())
-        self._Y.append(self.y.copy())
-        self._Z.append(self.z.copy())
-        self._G.append(self.g.copy())
+        self._make_room()
+        self.kern.record(
+            self.w, self.g, self.y, self.z, self.fs, self.ist,
+            self._CT, self._CW, self._CY, self._CZ, self._CG,
+        )  # fmt: skip
 
     def repair(self, why: str) -> None:
         """The current point failed its check: rebuild; if that fails, re-solve at t."""
@@ -1363,89 +1154,77 @@ class _Tracer:
 
     # -- the main loop -----------------------------------------------------------------
 
+    def _paused(self) -> None:
+        """Called when the kernel stops at ``pause_at`` events (a seam for tests)."""
+
     def run(self) -> dict[str, np.ndarray]:
+        kern, ist = self.kern, self.ist
         self.record()
-        zero_steps = 0
-        zero_limit = 2 * (self.n + self.m) + 20
         stalled: set[float] = set()
+        failed_at, tries = -1, 0  # inaccurate KKT solves in a row at one event count
         while True:
-            if self.stats.events >= self.max_events:
-                raise _PathFailed(f"more than {self.max_events} events")
-            direction = self.direction()
-            if direction is None:
-                self.resync()
-                direction = self.direction()
-            if direction is None:
-                self.resolve_here("had an inaccurate KKT solve")
-                direction = self.direction()
-                if direction is None:
+            self._make_room()
+            code = int(kern.advance(*self._kernel_state()))
+            self.stats.events = int(ist[kern.I_EVENTS])
+            if code == kern.END:
+                break
+            if code == kern.GROW:
+                continue
+            if code == kern.PAUSE:
+                self._paused()
+                continue
+            if code == kern.NO_DIRECTION:  # rebuild; then re-solve; then give up
+                tries = tries + 1 if failed_at == self.stats.events else 1
+                failed_at = self.stats.events
+                if tries == 1:
+                    self.resync()
+                elif tries == 2:
+                    self.resolve_here("had an inaccurate KKT solve")
+                else:
                     raise _PathFailed("the KKT system of the active set is too ill-conditioned")
-            d, dy, dz, Sd, Cd = direction
-            tau, kind, idx = self.next_event(d, dy, dz, Sd, Cd)
-            if not math.isfinite(tau):
-                if float(np.abs(d).max()) > 0.0:
-                    raise _PathFailed(
-                        "the return grows without bound along the path: bound the weights"
-                    )
-                break  # nothing changes any more: the max-return end of the path
-            self.stats.events += 1
-            if tau > 0.0:
-                zero_steps = 0
-                self.t += tau
-                self.w += tau * d
-                self.g += tau * Sd
-                self.y += tau * dy
-                self.z += tau * dz
-                self._restore_rows()
-                if kind == _HIT:  # land exactly on the bound before recording the corner
-                    bound = self.ub[idx] if d[idx] > 0.0 else self.lb[idx]
-                    self.g += (bound - self.w[idx]) * self.S[idx]
-                    self.w[idx] = bound
-                self.since_exact += 1
-                if self.since_exact >= _EXACT_EVERY:
-                    self.g = self.S @ self.w
-                    self.since_exact = 0
-                if not self.corner_ok():
-                    self.repair("failed its KKT check")
-                    self.record()
-                    continue
-                self.record()
-            else:
-                zero_steps += 1
-                if zero_steps > zero_limit:
-                    if self.t in stalled:
-                        raise _PathFailed(
-                            f"the path stalled at t={self.t:.6g} (degenerate cycling)"
-                        )
-                    stalled.add(self.t)  # once per t: take the solver's active set instead
-                    self.resolve_here("stalled (degenerate cycling)")
-                    zero_steps = 0
-                    self.record()
-                    continue
-            if kind == _HIT:
-                self.fix(idx, -1 if d[idx] < 0.0 else 1)
-            elif kind == _TIGHT:
-                self.tighten(idx)
-            elif kind == _RELEASE:
-                self.release(idx)
-            else:
-                self.drop(idx)
-            self.record()  # a ray step may have moved w at this t
+                continue
+            if code == kern.UNBOUNDED:
+                raise _PathFailed(
+                    "the return grows without bound along the path: bound the weights"
+                )
+            if code == kern.NOT_A_NUMBER:
+                raise _PathFailed("a step length is not a number")
+            if code == kern.MAX_EVENTS:
+                raise _PathFailed(f"more than {self.max_events} events")
+            if code == kern.REPAIR:
+                self.repair("failed its KKT check")
+            elif code == kern.STALL:
+                t = self.t
+                if t in stalled:
+                    raise _PathFailed(f"the path stalled at t={t:.6g} (degenerate cycling)")
+                stalled.add(t)  # once per t: take the solver's active set instead
+                self.resolve_here("stalled (degenerate cycling)")
+                ist[kern.I_ZSTEPS] = 0
+            else:  # UPDATE: a rebuild or a ray step
+                kind, idx = int(ist[kern.I_KIND]), int(ist[kern.I_IDX])
+                if kind == _HIT:
+                    self.fix(idx, int(ist[kern.I_SIDE]))
+                elif kind == _TIGHT:
+                    self.tighten(idx)
+                elif kind == _RELEASE:
+                    self.release(idx)
+                else:
+                    self.drop(idx)
+            self.record()  # a rebuild or a ray step may have moved w at this t
         self.record()
         return self._collect()
 
     def _collect(self) -> dict[str, np.ndarray]:
         mu = self.mu
-        T = np.array(self._T)
-        W = np.array(self._W)
-        G = np.array(self._G)
+        nc = int(self.ist[self.kern.I_NC])
+        T, W, G = self._CT[:nc], self._CW[:nc], self._CG[:nc]
         R = W @ mu
         V = np.einsum("ij,ij->i", W, G)
         D = W[1:] - W[:-1]
         E = np.einsum("ij,ij->i", G[:-1], D)
         Fq = np.einsum("ij,ij->i", G[1:] - G[:-1], D)
         return {
-            "t": T, "w": W, "y": np.array(self._Y), "z": np.array(self._Z),
+            "t": T, "w": W, "y": self._CY[:nc], "z": self._CZ[:nc],
             "r": R, "v": V, "e": E, "f": np.maximum(Fq, 0.0),
         }  # fmt: skip
 
@@ -1565,3 +1344,21 @@ def frontier_path(
         ) from None
     tracer.stats.trace_time = time.perf_counter() - t0
     return FrontierPath(pb, mu, data, tracer.stats, tol)
+
+
+def warm_up() -> float:
+    """Compile the tracer's kernel (or load it from numba's on-disk cache) by tracing a
+    three-asset frontier; returns the seconds it took.
+
+    The first trace after an install compiles for several seconds; the app calls this on
+    a background thread after its window is shown, so that the user's first frontier
+    does not wait for the compiler.
+    """
+    t0 = time.perf_counter()
+    cov = np.array([[0.04, 0.006, 0.0], [0.006, 0.09, 0.0], [0.0, 0.0, 0.0]])
+    pb = QPProblem(
+        P=cov, q=np.zeros(3), A_eq=np.ones((1, 3)), b_eq=[1.0],
+        A_ub=np.array([[1.0, 1.0, 0.0]]), b_ub=[0.9], lb=0.0, ub=0.8,
+    )  # fmt: skip
+    frontier_path(pb, np.array([0.05, 0.08, 0.02]))
+    return time.perf_counter() - t0
