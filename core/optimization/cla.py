@@ -326,13 +326,17 @@ class FrontierPath:
         T, X, Y, Z = ip["t"], ip["w"], ip["y"], ip["z"]
         res = _kkt_batch(pb, mu, T, X, Y[:, :m_eq], Y[:, m_eq:], Z)
         ok = _kkt_ok_batch(res, self.tol)
+        variance = res.pop("variance").tolist()
+        keys = list(res)
+        rows = np.column_stack([res[key] for key in keys]).tolist()
+        ret = (X @ mu).tolist()
+        # every array here is freshly made by the interpolation: the points may hold views
         out: list[PathPoint] = []
-        for i in range(T.size):
-            kkt = {key: float(val[i]) for key, val in res.items()}
+        for i, (t, seg) in enumerate(zip(T.tolist(), k.tolist(), strict=True)):
             pt = PathPoint(
-                t=float(T[i]), weights=X[i].copy(), expected_return=float(X[i] @ mu),
-                variance=float(kkt.pop("variance")), y_eq=Y[i, :m_eq].copy(),
-                y_ub=Y[i, m_eq:].copy(), z=Z[i].copy(), kkt=kkt, segment=int(k[i]),
+                t=t, weights=X[i], expected_return=ret[i], variance=variance[i],
+                y_eq=Y[i, :m_eq], y_ub=Y[i, m_eq:], z=Z[i], kkt=dict(zip(keys, rows[i], strict=True)),
+                segment=seg,
             )  # fmt: skip
             if not ok[i]:
                 pt = self._resolve_point(pt)
@@ -556,89 +560,38 @@ def _kkt_batch(
     dict of str to ndarray of shape (p,)
         The keys of ``check_kkt`` plus ``variance`` (``x' Sigma x``).
     """
+    from core.optimization.cla_kernel import kkt_residuals
+
     P, lb, ub = pb.P, pb.lb, pb.ub
     A_eq, b_eq, A_ub, b_ub = pb.A_eq, pb.b_eq, pb.A_ub, pb.b_ub
     assert A_eq is not None and b_eq is not None and A_ub is not None and b_ub is not None
     assert lb is not None and ub is not None
-    p = X.shape[0]
-    PX = X @ P  # P is symmetric
-    xPx = np.einsum("ij,ij->i", X, PX)
-    qx = -T * (X @ mu)
+    # the matrix products here (BLAS); the rest in one compiled pass over each point
+    f64 = lambda a: np.ascontiguousarray(a, dtype=float)  # noqa: E731
+    X = f64(X)
     fin_lb, fin_ub = np.isfinite(lb), np.isfinite(ub)
-    lbf, ubf = np.where(fin_lb, lb, 0.0), np.where(fin_ub, ub, 0.0)
+    row_norm = np.abs(A_ub).max(axis=1) if A_ub.shape[0] and A_ub.shape[1] else np.zeros(0)
+    out = np.empty((len(_BATCH_KEYS), X.shape[0]))
+    with np.errstate(invalid="ignore", over="ignore"):  # a broken point: flagged below
+        products = (
+            X @ P, f64(Yeq @ A_eq), f64(Yub @ A_ub), f64(X @ A_eq.T - b_eq),
+            f64(X @ A_ub.T - b_ub), f64(Yeq @ b_eq + Yub @ b_ub),
+        )  # fmt: skip
+    PX, Aty_eq, Aty_ub, r_eq, r_ub, yb = products  # (P is symmetric: X P = (P X')')
+    kkt_residuals(
+        f64(T), X, PX, Aty_eq, Aty_ub, f64(mu), np.where(fin_lb, lb, 0.0),
+        np.where(fin_ub, ub, 0.0), fin_lb, fin_ub, r_eq, r_ub, f64(b_eq), f64(b_ub), yb,
+        f64(Yub), f64(row_norm), f64(Z), max(float(np.diagonal(P).max()), 0.0),
+        float(np.abs(mu).max()) if mu.size else 0.0, out,
+    )  # fmt: skip
+    return dict(zip(_BATCH_KEYS, out, strict=True))
 
-    def rowmax(A: np.ndarray) -> np.ndarray:
-        return A.max(axis=1) if A.shape[1] else np.zeros(p)
 
-    r_eq = X @ A_eq.T - b_eq
-    r_ub = X @ A_ub.T - b_ub
-    v_lb = np.where(fin_lb, lbf - X, 0.0)
-    v_ub = np.where(fin_ub, X - ubf, 0.0)
-    viol = [np.abs(r_eq), np.maximum(r_ub, 0.0), np.maximum(v_lb, 0.0), np.maximum(v_ub, 0.0)]
-    denom = [
-        np.maximum(1.0, np.abs(b_eq)),
-        np.maximum(1.0, np.abs(b_ub)),
-        np.maximum(1.0, np.abs(lbf)),
-        np.maximum(1.0, np.abs(ubf)),
-    ]
-    primal_abs = np.max(np.stack([rowmax(v) for v in viol]), axis=0)
-    primal = np.max(np.stack([rowmax(v / d) for v, d in zip(viol, denom, strict=True)]), axis=0)
-
-    Aty_eq = Yeq @ A_eq
-    Aty_ub = Yub @ A_ub
-    resid = PX - T[:, None] * mu + Aty_eq + Aty_ub + Z
-    xmax = np.abs(X).max(axis=1)
-    pdiag = max(float(np.diagonal(P).max()), 0.0)
-    gscale = np.max(
-        np.stack(
-            [
-                pdiag * xmax,
-                np.abs(PX).max(axis=1),
-                np.abs(T) * float(np.abs(mu).max()),
-                np.abs(Aty_eq).max(axis=1),
-                np.abs(Aty_ub).max(axis=1),
-                np.abs(Z).max(axis=1),
-            ]
-        ),
-        axis=0,
-    )
-    gscale = np.where(gscale > 0.0, gscale, 1.0)
-    stationarity = np.abs(resid).max(axis=1) / gscale
-
-    z_up = np.maximum(Z, 0.0)
-    z_lo = np.maximum(-Z, 0.0)
-    dual = np.zeros(p)
-    if A_ub.shape[0]:
-        row_norm = np.abs(A_ub).max(axis=1)
-        dual = np.maximum(dual, (np.maximum(-Yub, 0.0) * row_norm).max(axis=1))
-    dual = np.maximum(dual, np.where(fin_ub, 0.0, z_up).max(axis=1))
-    dual = np.maximum(dual, np.where(fin_lb, 0.0, z_lo).max(axis=1))
-    dual = dual / gscale
-
-    oscale = np.maximum(np.abs(xPx) + np.abs(qx), gscale * xmax)
-    oscale = np.where(oscale > 0.0, oscale, 1.0)
-    s_ub = b_ub - X @ A_ub.T
-    comp = np.zeros(p)
-    if A_ub.shape[0]:
-        comp = np.abs(np.maximum(Yub, 0.0) * s_ub).max(axis=1)
-    comp = np.maximum(comp, np.abs(np.where(fin_ub, z_up * (ubf - X), 0.0)).max(axis=1))
-    comp = np.maximum(comp, np.abs(np.where(fin_lb, z_lo * (X - lbf), 0.0)).max(axis=1))
-    complementarity = comp / oscale
-    bound_term = np.where(fin_ub, z_up * ubf, 0.0).sum(axis=1) - np.where(
-        fin_lb, z_lo * lbf, 0.0
-    ).sum(axis=1)
-    gap_abs = xPx + qx + Yeq @ b_eq + Yub @ b_ub + bound_term
-    return {
-        "primal": primal,
-        "primal_abs": primal_abs,
-        "dual": dual,
-        "stationarity": stationarity,
-        "complementarity": complementarity,
-        "gap": np.abs(gap_abs) / oscale,
-        "objective": 0.5 * xPx + qx,
-        "objective_scale": oscale,
-        "variance": xPx,
-    }
+#: Rows of the compiled residuals (:func:`core.optimization.cla_kernel.kkt_residuals`).
+_BATCH_KEYS = (
+    "primal", "primal_abs", "dual", "stationarity", "complementarity", "gap", "objective",
+    "objective_scale", "variance",
+)  # fmt: skip
 
 
 def _kkt_ok_batch(res: dict[str, np.ndarray], tol: float) -> np.ndarray:
@@ -1266,11 +1219,14 @@ def _variables(
         mu = np.asarray(mu, dtype=float).reshape(-1)
         if mu.shape != (n,):
             raise ValidationError(f"mu must have shape ({n},), got {mu.shape}", field="mu")
-        P = source.P if cov is None else np.asarray(cov, dtype=float)
+        if cov is None:  # checked when it was made: a copy with q = 0, not checked again
+            pb = copy.copy(source)
+            pb.q = np.zeros(n)
+            return pb, mu
         pb = QPProblem(
-            P=P, q=np.zeros(n), A_eq=source.A_eq, b_eq=source.b_eq, A_ub=source.A_ub,
-            b_ub=source.b_ub, lb=source.lb, ub=source.ub, row_names=source.row_names,
-            var_names=source.var_names,
+            P=np.asarray(cov, dtype=float), q=np.zeros(n), A_eq=source.A_eq, b_eq=source.b_eq,
+            A_ub=source.A_ub, b_ub=source.b_ub, lb=source.lb, ub=source.ub,
+            row_names=source.row_names, var_names=source.var_names,
         )  # fmt: skip
         return pb, mu
     raise ValidationError(

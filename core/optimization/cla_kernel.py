@@ -580,3 +580,93 @@ def advance(S, C, mu, dv, lb, ub, lbf, ubf, has_lb, has_ub, bscale, rscale, row_
         ):  # fmt: skip
             return UPDATE
         record(w, g, y, z, fs, ist, CT, CW, CY, CZ, CG)
+
+
+@njit(**_JIT)
+def kkt_residuals(T, X, PX, Aty_eq, Aty_ub, mu, lbf, ubf, fin_lb, fin_ub, r_eq, r_ub, b_eq,
+                  b_ub, yb, Yub, row_norm_ub, Z, pdiag, mumax, out) -> None:  # fmt: skip
+    """The residuals of ``check_kkt`` for p points of the t-form, into ``out`` (9, p).
+
+    ``PX = X Sigma``, ``Aty_eq = Y_eq A_eq``, ``Aty_ub = Y_ub A_ub``, ``r_eq = X A_eq' -
+    b_eq``, ``r_ub = X A_ub' - b_ub`` and ``yb = Y_eq b_eq + Y_ub b_ub`` are matrix
+    products done by the caller; one pass over each point does the rest. Rows of
+    ``out``: primal, primal_abs, dual, stationarity, complementarity, gap, objective,
+    objective_scale, variance (the keys of ``cla._kkt_batch``). As in ``check_kkt``, a
+    point with a NaN or infinite entry gets infinite residuals (it fails every test) and
+    a NaN objective.
+    """
+    p, n = X.shape
+    for i in range(p):
+        t = T[i]
+        xPx = xmu = 0.0
+        xmax = pxmax = eqmax = ubmax = zmax = 0.0
+        resid = 0.0
+        v_abs = v_rel = 0.0
+        dual = comp = 0.0
+        bound_term = 0.0
+        bad = not np.isfinite(t)
+        for j in range(n):
+            x, px, z = X[i, j], PX[i, j], Z[i, j]
+            if not (np.isfinite(x) and np.isfinite(px) and np.isfinite(z)):
+                bad = True
+            xPx += x * px
+            xmu += x * mu[j]
+            xmax = max(xmax, abs(x))
+            pxmax = max(pxmax, abs(px))
+            eqmax = max(eqmax, abs(Aty_eq[i, j]))
+            ubmax = max(ubmax, abs(Aty_ub[i, j]))
+            zmax = max(zmax, abs(z))
+            resid = max(resid, abs(px - t * mu[j] + Aty_eq[i, j] + Aty_ub[i, j] + z))
+            z_up = max(z, 0.0)
+            z_lo = max(-z, 0.0)
+            if fin_lb[j]:
+                v = max(lbf[j] - x, 0.0)
+                v_abs = max(v_abs, v)
+                v_rel = max(v_rel, v / max(1.0, abs(lbf[j])))
+                comp = max(comp, abs(z_lo * (x - lbf[j])))
+                bound_term -= z_lo * lbf[j]
+            else:
+                dual = max(dual, z_lo)
+            if fin_ub[j]:
+                v = max(x - ubf[j], 0.0)
+                v_abs = max(v_abs, v)
+                v_rel = max(v_rel, v / max(1.0, abs(ubf[j])))
+                comp = max(comp, abs(z_up * (ubf[j] - x)))
+                bound_term += z_up * ubf[j]
+            else:
+                dual = max(dual, z_up)
+        for r in range(r_eq.shape[1]):
+            v = abs(r_eq[i, r])
+            v_abs = max(v_abs, v)
+            v_rel = max(v_rel, v / max(1.0, abs(b_eq[r])))
+        for r in range(r_ub.shape[1]):
+            if not np.isfinite(Yub[i, r]):
+                bad = True
+            v = max(r_ub[i, r], 0.0)
+            v_abs = max(v_abs, v)
+            v_rel = max(v_rel, v / max(1.0, abs(b_ub[r])))
+            dual = max(dual, max(-Yub[i, r], 0.0) * row_norm_ub[r])
+            comp = max(comp, abs(max(Yub[i, r], 0.0) * -r_ub[i, r]))
+        if not np.isfinite(yb[i]):
+            bad = True
+        qx = -t * xmu
+        gscale = max(pdiag * xmax, pxmax, abs(t) * mumax, eqmax, ubmax, zmax)
+        if not gscale > 0.0:
+            gscale = 1.0
+        oscale = max(abs(xPx) + abs(qx), gscale * xmax)
+        if not oscale > 0.0:
+            oscale = 1.0
+        if bad:
+            for k in range(6):
+                out[k, i] = np.inf
+            out[6, i] = out[7, i] = out[8, i] = np.nan
+            continue
+        out[0, i] = v_rel
+        out[1, i] = v_abs
+        out[2, i] = dual / gscale
+        out[3, i] = resid / gscale
+        out[4, i] = comp / oscale
+        out[5, i] = abs(xPx + qx + yb[i] + bound_term) / oscale
+        out[6, i] = 0.5 * xPx + qx
+        out[7, i] = oscale
+        out[8, i] = xPx

@@ -175,17 +175,19 @@ def _refuse_riskless_excess(
 
 
 def _frontier_by_path(
-    form: LinearForm, mu: np.ndarray, cov: np.ndarray, rf: float, n_points: int
+    form: LinearForm, mu_v: np.ndarray, cov_v: np.ndarray, n_points: int
 ) -> list[tuple[np.ndarray, str, float]] | None:
     """Frontier points (variables, solver, variance) from the exact corner-portfolio path,
     or None when it cannot be traced (the caller then solves point by point).
 
-    InfeasibleError propagates: the point-by-point method would raise the same one.
+    ``mu_v`` and ``cov_v`` are over the variables (cash included), ``cov_v`` the engine's
+    checked covariance. InfeasibleError propagates: the point-by-point method would raise
+    the same one.
     """
     from core.optimization.cla import frontier_path
 
     try:
-        path = frontier_path(form, mu, cov, cash_return=rf)
+        path = frontier_path(mv.qp_problem(form, cov_v, np.zeros(form.n_vars)), mu_v)
         points = path.points(max(int(n_points), 2))
     except InfeasibleError:
         raise
@@ -488,32 +490,38 @@ class OptimizationEngine:
             mu_v[-1] = risk_free_rate
         calc_notional = form.notionals
 
-        def point(i: int, v: np.ndarray, solver: str, variance: float | None = None):
+        def points(start: int, V: np.ndarray, solvers: list[str], variances=None):
+            """FrontierPoints from the variables of points ``start, start + 1, ...``
+            (rows of ``V``); the path's points carry their variances (cash has none)."""
             # round-off just outside a bound (-1e-11 for a long-only fund) is snapped back
-            clipped = np.clip(v, form.lb, form.ub)
-            v = np.where(np.abs(v - clipped) < 1e-9, clipped, v)
-            w = v[: form.n_funds]
-            if variance is None:  # the path's points carry theirs (cash has none)
-                variance = float(w @ cov @ w)
-            vol = float(np.sqrt(max(variance, 0.0)))
-            ret = float(mu_v @ v)
-            return FrontierPoint(
-                weights=pd.Series(w, index=labels, copy=False),
-                expected_return=ret,
-                volatility=vol,
-                sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
-                total_notional=float(np.abs(w) @ calc_notional),
-                cash_weight=float(v[-1]) if form.has_cash else 0.0,
-                index=i,
-                label=label,
-                solver=solver,
-            )
+            clipped = np.clip(V, form.lb, form.ub)
+            V = np.where(np.abs(V - clipped) < 1e-9, clipped, V)
+            W = V[:, : form.n_funds]
+            if variances is None:
+                variances = np.einsum("ij,ij->i", W @ cov, W)
+            vols = np.sqrt(np.maximum(variances, 0.0)).tolist()
+            rets = (V @ mu_v).tolist()
+            notionals = (np.abs(W) @ calc_notional).tolist()
+            cash = V[:, -1].tolist() if form.has_cash else [0.0] * len(V)
+            for k, (ret, vol) in enumerate(zip(rets, vols, strict=True)):
+                yield FrontierPoint(
+                    weights=pd.Series(W[k], index=labels, copy=False),
+                    expected_return=ret,
+                    volatility=vol,
+                    sharpe_ratio=(ret - risk_free_rate) / vol if vol > 0 else float("nan"),
+                    total_notional=notionals[k],
+                    cash_weight=cash[k],
+                    index=start + k,
+                    label=label,
+                    solver=solvers[k],
+                )
 
         if not form.general_only:
-            traced = _frontier_by_path(form, mu, cov, risk_free_rate, n_points)
+            traced = _frontier_by_path(form, mu_v, cov_v, n_points)
             if traced is not None:
-                for i, (v, solver, variance) in enumerate(traced):
-                    yield point(i, v, solver, variance)
+                V = np.array([v for v, _, _ in traced])
+                variances = np.array([var for _, _, var in traced])
+                yield from points(0, V, [solver for _, solver, _ in traced], variances)
                 return
         r_max, _ = mv.max_linear(form, mu_v)
         first = mv.min_volatility(form, cov, constraints)
@@ -529,7 +537,7 @@ class OptimizationEngine:
                     extra_ub=(-mu_v[None, :], np.array([-target]), [f"target return {target:.2%}"]),
                 )  # fmt: skip
                 warm = raw.extra.get("qp_solution")
-            yield point(i, raw.v, raw.solver)
+            yield from points(i, raw.v[None, :], [raw.solver])
 
     def frontier_with_and_without_leverage(
         self, symbols, expected_returns, covariance_matrix, constraints=None, n_points=50,

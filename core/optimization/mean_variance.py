@@ -40,7 +40,7 @@ def needs_general_path(form: LinearForm, constraints: OptimizationConstraints) -
     return bool(form.general_only) or constraints.target_volatility is not None
 
 
-def _qp_problem(form: LinearForm, P: np.ndarray, q: np.ndarray, extra_ub=None):
+def qp_problem(form: LinearForm, P: np.ndarray, q: np.ndarray, extra_ub=None):
     from core.optimization.qp import QPProblem
 
     A_ub, b_ub, names = form.A_ub, form.b_ub, list(form.ub_names)
@@ -83,7 +83,7 @@ def solve_quadratic(
     if not form.general_only:
         from core.optimization.qp import solve_qp
 
-        sol = solve_qp(_qp_problem(form, P, q, extra_ub), warm_start=warm_start)
+        sol = solve_qp(qp_problem(form, P, q, extra_ub), warm_start=warm_start)
         return _from_qp(sol)
     cp = _cp()
     v = cp.Variable(form.n_vars)

@@ -353,21 +353,36 @@ def test_at_volatility_matches_cvxpy(seed: int, n: int, frac: float) -> None:
         path.at_volatility(0.9 * lo)
 
 
-def test_kkt_batch_agrees_with_check_kkt() -> None:
+@pytest.mark.parametrize("bounds", ["finite", "some infinite"])
+def test_kkt_batch_agrees_with_check_kkt(bounds: str) -> None:
     pb, mu = random_problem(11, 15, "floors")
+    if bounds == "some infinite":  # no lower bound on 3 weights, no upper bound on 4
+        lb, ub = pb.lb.copy(), pb.ub.copy()
+        lb[[0, 4, 9]] = -np.inf
+        ub[[1, 4, 7, 12]] = np.inf
+        pb = QPProblem(
+            P=pb.P, q=pb.q, A_eq=pb.A_eq, b_eq=pb.b_eq, A_ub=pb.A_ub, b_ub=pb.b_ub, lb=lb, ub=ub
+        )
     rng = np.random.default_rng(0)
-    p = 6
+    p = 7
     T = rng.uniform(0.0, 3.0, p)
     X = rng.uniform(-0.1, 0.3, (p, pb.n))
     Yeq = rng.normal(size=(p, pb.m_eq))
     Yub = rng.normal(size=(p, pb.m_ub))
     Z = rng.normal(size=(p, pb.n))
+    X[5, 3] = np.nan  # a broken point fails every test, as in check_kkt
+    Yub[6, 1] = np.inf
     batch = cla._kkt_batch(pb, mu, T, X, Yeq, Yub, Z)
     for i in range(p):
         one = check_kkt(cla._t_problem(pb, mu, T[i]), X[i], Yeq[i], Yub[i], Z[i])
         for key, val in one.items():
-            assert batch[key][i] == pytest.approx(val, rel=1e-12, abs=1e-15), key
-        assert batch["variance"][i] == pytest.approx(X[i] @ pb.P @ X[i], rel=1e-12)
+            if np.isnan(val):
+                assert np.isnan(batch[key][i]), key
+            else:
+                assert batch[key][i] == pytest.approx(val, rel=1e-12, abs=1e-15), key
+        if i < 5:
+            assert batch["variance"][i] == pytest.approx(X[i] @ pb.P @ X[i], rel=1e-12)
+    assert not cla._kkt_ok_batch(batch, 1e-9)[5:].any()
 
 
 def test_points_api_and_errors() -> None:
