@@ -56,6 +56,7 @@ import scipy.linalg as sla
 import scipy.linalg.lapack as _lapack
 
 from core.errors import InfeasibleError, SolverError, ValidationError
+from core.optimization.compiled import readonly
 from core.optimization.constraints import LinearForm
 from core.optimization.qp import ActiveSet, QPProblem, QPSolution, check_kkt, solve_qp
 
@@ -567,21 +568,20 @@ def _kkt_batch(
     assert A_eq is not None and b_eq is not None and A_ub is not None and b_ub is not None
     assert lb is not None and ub is not None
     # the matrix products here (BLAS); the rest in one compiled pass over each point
-    f64 = lambda a: np.ascontiguousarray(a, dtype=float)  # noqa: E731
-    X = f64(X)
     fin_lb, fin_ub = np.isfinite(lb), np.isfinite(ub)
     row_norm = np.abs(A_ub).max(axis=1) if A_ub.shape[0] and A_ub.shape[1] else np.zeros(0)
     out = np.empty((len(_BATCH_KEYS), X.shape[0]))
-    with np.errstate(invalid="ignore", over="ignore"):  # a broken point: flagged below
+    # (P is symmetric: X P is (P X')'); a broken point's NaN is flagged by the kernel
+    with np.errstate(invalid="ignore", over="ignore"):
         products = (
-            X @ P, f64(Yeq @ A_eq), f64(Yub @ A_ub), f64(X @ A_eq.T - b_eq),
-            f64(X @ A_ub.T - b_ub), f64(Yeq @ b_eq + Yub @ b_ub),
+            X @ P, Yeq @ A_eq, Yub @ A_ub, X @ A_eq.T - b_eq, X @ A_ub.T - b_ub,
+            Yeq @ b_eq + Yub @ b_ub,
         )  # fmt: skip
-    PX, Aty_eq, Aty_ub, r_eq, r_ub, yb = products  # (P is symmetric: X P = (P X')')
+    ro = readonly
     kkt_residuals(
-        f64(T), X, PX, Aty_eq, Aty_ub, f64(mu), np.where(fin_lb, lb, 0.0),
-        np.where(fin_ub, ub, 0.0), fin_lb, fin_ub, r_eq, r_ub, f64(b_eq), f64(b_ub), yb,
-        f64(Yub), f64(row_norm), f64(Z), max(float(np.diagonal(P).max()), 0.0),
+        ro(T), ro(X), *map(ro, products), ro(mu), ro(np.where(fin_lb, lb, 0.0)),
+        ro(np.where(fin_ub, ub, 0.0)), ro(fin_lb, bool), ro(fin_ub, bool), ro(b_eq), ro(b_ub),
+        ro(Yub), ro(row_norm), ro(Z), max(float(np.diagonal(P).max()), 0.0),
         float(np.abs(mu).max()) if mu.size else 0.0, out,
     )  # fmt: skip
     return dict(zip(_BATCH_KEYS, out, strict=True))
@@ -637,26 +637,28 @@ class _Tracer:
         assert pb.b_eq is not None and pb.b_ub is not None and pb.ub is not None
         self.kern = kern
         self.pb = pb
-        self.S = np.ascontiguousarray(pb.P, dtype=float)
-        self.mu = np.ascontiguousarray(mu, dtype=float)
+        # what the kernel only reads: read-only views (one compiled version for all)
+        self.S = readonly(pb.P)
+        self.mu = readonly(mu)
         self.n = n = pb.n
         self.m_eq = pb.m_eq
-        self.C = np.ascontiguousarray(np.vstack([pb.A_eq, pb.A_ub]), dtype=float)
-        self.dv = np.concatenate([pb.b_eq, pb.b_ub]).astype(float)
+        self.C = readonly(np.vstack([pb.A_eq, pb.A_ub]))
+        self.dv = readonly(np.concatenate([pb.b_eq, pb.b_ub]))
         self.m = m = self.C.shape[0]
-        self.lb = np.ascontiguousarray(pb.lb, dtype=float)
-        self.ub = np.ascontiguousarray(pb.ub, dtype=float)
+        self.lb = readonly(pb.lb)
+        self.ub = readonly(pb.ub)
         self.eqfix = self.lb == self.ub
-        self.is_eq = np.arange(m) < self.m_eq
-        self.row_norm = np.maximum(np.abs(self.C).max(axis=1), _TINY) if m else np.zeros(0)
-        self.releasable = ~self.eqfix
+        self.is_eq = readonly(np.arange(m) < self.m_eq, bool)
+        row_norm = np.maximum(np.abs(self.C).max(axis=1), _TINY) if m else np.zeros(0)
+        self.row_norm = readonly(row_norm)
+        self.releasable = readonly(~self.eqfix, bool)
         fin_lb, fin_ub = np.isfinite(self.lb), np.isfinite(self.ub)
-        self.lbf = np.where(fin_lb, self.lb, 0.0)
-        self.ubf = np.where(fin_ub, self.ub, 0.0)
-        self.has_lb = fin_lb.astype(float)  # 1.0 where the bound exists
-        self.has_ub = fin_ub.astype(float)
-        self.bscale = np.maximum(1.0, np.maximum(np.abs(self.lbf), np.abs(self.ubf)))
-        self.rscale = np.maximum(1.0, np.abs(self.dv))
+        self.lbf = readonly(np.where(fin_lb, self.lb, 0.0))
+        self.ubf = readonly(np.where(fin_ub, self.ub, 0.0))
+        self.has_lb = readonly(fin_lb)  # 1.0 where the bound exists
+        self.has_ub = readonly(fin_ub)
+        self.bscale = readonly(np.maximum(1.0, np.maximum(np.abs(self.lbf), np.abs(self.ubf))))
+        self.rscale = readonly(np.maximum(1.0, np.abs(self.dv)))
         self.dmax = max(float(np.diagonal(self.S).max()), _TINY)
         self.mumax = max(float(np.abs(mu).max()), _TINY)
         self.tol = tol
@@ -1303,11 +1305,12 @@ def frontier_path(
 
 
 def warm_up() -> float:
-    """Compile the tracer's kernel (or load it from numba's on-disk cache) by tracing a
-    three-asset frontier; returns the seconds it took.
+    """Compile the compiled kernels (or load them from numba's on-disk cache): solve a
+    three-asset QP with the active-set kernel and trace its frontier; returns the
+    seconds it took.
 
-    The first trace after an install compiles for several seconds; the app calls this on
-    a background thread after its window is shown, so that the user's first frontier
+    The first use after an install compiles for several seconds; the app calls this on
+    a background thread after its window is shown, so that the user's first optimization
     does not wait for the compiler.
     """
     t0 = time.perf_counter()
@@ -1316,5 +1319,6 @@ def warm_up() -> float:
         P=cov, q=np.zeros(3), A_eq=np.ones((1, 3)), b_eq=[1.0],
         A_ub=np.array([[1.0, 1.0, 0.0]]), b_ub=[0.9], lb=0.0, ub=0.8,
     )  # fmt: skip
-    frontier_path(pb, np.array([0.05, 0.08, 0.02]))
+    solve_qp(pb, solvers=["active_set"])  # the compiled primal-dual iteration
+    frontier_path(pb, np.array([0.05, 0.08, 0.02])).points(3)  # the tracer, the check
     return time.perf_counter() - t0

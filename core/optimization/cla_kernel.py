@@ -31,6 +31,7 @@ from core.optimization.cla import _RELEASE as RELEASE
 from core.optimization.cla import _TIGHT as TIGHT
 from core.optimization.cla import _TINY as TINY
 from core.optimization.cla import ZERO_CURVATURE
+from core.optimization.compiled import JIT as _JIT
 
 # float state slots
 F_T, F_DMAX, F_MUMAX, F_TOL, F_DSCALE, F_CTYMAX = 0, 1, 2, 3, 4, 5
@@ -53,8 +54,6 @@ UPDATE = 6  # the event (ist[I_KIND], ist[I_IDX], ist[I_SIDE]) needs Python
 GROW = 7  # a buffer (KKT inverse, its rows, the corners) is full
 MAX_EVENTS = 8  # the cap on events is reached
 PAUSE = 9  # ist[I_PAUSE] events done (a seam for tests)
-
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)
@@ -583,8 +582,8 @@ def advance(S, C, mu, dv, lb, ub, lbf, ubf, has_lb, has_ub, bscale, rscale, row_
 
 
 @njit(**_JIT)
-def kkt_residuals(T, X, PX, Aty_eq, Aty_ub, mu, lbf, ubf, fin_lb, fin_ub, r_eq, r_ub, b_eq,
-                  b_ub, yb, Yub, row_norm_ub, Z, pdiag, mumax, out) -> None:  # fmt: skip
+def kkt_residuals(T, X, PX, Aty_eq, Aty_ub, r_eq, r_ub, yb, mu, lbf, ubf, fin_lb, fin_ub,
+                  b_eq, b_ub, Yub, row_norm_ub, Z, pdiag, mumax, out) -> None:  # fmt: skip
     """The residuals of ``check_kkt`` for p points of the t-form, into ``out`` (9, p).
 
     ``PX = X Sigma``, ``Aty_eq = Y_eq A_eq``, ``Aty_ub = Y_ub A_ub``, ``r_eq = X A_eq' -

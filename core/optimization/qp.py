@@ -1808,6 +1808,39 @@ class _ActiveSetKernel:
 
     # -- primal-dual active-set iteration ------------------------------------------------
 
+    def _pdas_compiled(
+        self, warm: ActiveSet, max_iter: int, block: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The iteration of :meth:`pdas` compiled (:func:`core.optimization.qp_kernel.pdas`),
+        or None where that gives up (the cases it leaves to :meth:`pdas`)."""
+        from core.optimization import qp_kernel
+        from core.optimization.compiled import readonly
+
+        n, m_eq = self.n, self.m_eq
+        state = np.zeros(n, dtype=np.int8)
+        state[warm.at_lower] = -1
+        state[warm.at_upper] = 1
+        state[self.fixed] = -1
+        in_W = np.zeros(self.m, dtype=bool)
+        in_W[:m_eq] = True
+        in_W[m_eq:] = warm.ub_rows
+        ro = readonly  # what the kernel only reads (one compiled version for all callers)
+        code, x, y, z, F, L, H, eps, iters, objective, _ = qp_kernel.pdas(
+            ro(self.P), ro(self.q), ro(self.C.A_eq), ro(self.C.A_ub), ro(self.d), ro(self.lb),
+            ro(self.ub), ro(self.fixed, bool), state, in_W, float(self.eps),
+            float(self.ctx.tol), int(block), int(max_iter), float(_x_scale(self.pb)),
+        )  # fmt: skip
+        if code != qp_kernel.SETTLED:
+            return None
+        self.iterations += int(iters)
+        self.eps = float(eps)
+        fac = object.__new__(_FreeFactor)
+        fac.k, fac.F, fac.L, fac.H = self, F, L, H
+        self.factor = fac
+        self.final_active = ActiveSet(state == -1, state == 1, in_W[m_eq:].copy())
+        self.final_objective = float(objective)
+        return x, y, z
+
     def pdas(
         self,
         warm: ActiveSet,
@@ -1838,6 +1871,9 @@ class _ActiveSetKernel:
         (x, y, z)
             Shapes (n,), (m,) over the stacked rows, (n,).
         """
+        fast = self._pdas_compiled(warm, max_iter, block)
+        if fast is not None:
+            return fast
         n, C, d, lb, ub, P, q = self.n, self.C, self.d, self.lb, self.ub, self.P, self.q
         state = np.zeros(n, dtype=np.int8)
         state[warm.at_lower] = -1

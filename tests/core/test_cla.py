@@ -551,3 +551,26 @@ def test_engine_frontier_falls_back_point_by_point(universe, monkeypatch) -> Non
     # transaction costs are general-path features: no path, the cvxpy route per point
     costly = list(eng.efficient_frontier(syms, mu, cov, c.copy(transaction_cost_bps=10.0), 3, rf))
     assert len(costly) == 3 and all(p.solver != "critical_line" for p in costly)
+
+
+def test_one_compiled_version_serves_read_only_and_writable_inputs() -> None:
+    """The engine hands the kernels read-only arrays, other callers writable ones: each
+    kernel entry point is compiled once (a second version would cost seconds)."""
+    import core.optimization.cla_kernel as cla_kernel
+    import core.optimization.qp_kernel as qp_kernel
+
+    pb, mu = random_problem(3, 12, "floors")
+    frontier_path(pb, mu).points(5)
+    frozen = {}
+    for key in ("P", "A_eq", "b_eq", "A_ub", "b_ub", "lb", "ub"):
+        a = np.array(getattr(pb, key))
+        a.flags.writeable = False
+        frozen[key] = a
+    mu_ro = mu.copy()
+    mu_ro.flags.writeable = False
+    frontier_path(QPProblem(q=np.zeros(pb.n), **frozen), mu_ro).points(5)
+    for entry in (
+        cla_kernel.advance, cla_kernel.corner_ok, cla_kernel.record,
+        cla_kernel.kkt_residuals, qp_kernel.pdas,
+    ):  # fmt: skip
+        assert len(entry.signatures) == 1, (entry.__name__, entry.signatures)

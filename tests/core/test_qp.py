@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import core.optimization.qp as qp
+import core.optimization.qp_kernel as qp_kernel
 from core.errors import InfeasibleError, SolverError, ValidationError
 from core.optimization.qp import (
     SOLVERS,
@@ -575,6 +576,100 @@ def test_solution_sign_conventions() -> None:
 # --------------------------------------------------------------------------------------
 
 
+def compiled_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Solve with the Python primal-dual iteration only."""
+    monkeypatch.setattr(qp._ActiveSetKernel, "_pdas_compiled", lambda self, *a: None)
+
+
+def count_compiled(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the compiled iteration's outcomes (settled, gave up)."""
+    counts = {"settled": 0, "gave up": 0}
+    real = qp_kernel.pdas
+
+    def spy(*args: object) -> tuple:
+        out = real(*args)
+        counts["settled" if out[0] == qp_kernel.SETTLED else "gave up"] += 1
+        return out
+
+    monkeypatch.setattr(qp_kernel, "pdas", spy)
+    return counts
+
+
+@HYP
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(4, 80),
+    singular=st.booleans(),
+    kind=st.sampled_from(["plain", "ties", "redundant", "barely", "all_active", "min_var"]),
+)
+def test_compiled_iteration_agrees_with_the_python_one(
+    seed: int, n: int, singular: bool, kind: str
+) -> None:
+    opts = {kind: True} if kind not in ("plain", "min_var") else {}
+    pb = portfolio_problem(
+        seed, n, singular=singular, risk_aversion=None if kind == "min_var" else 3.0, **opts
+    )
+    fast = solve_qp(pb, solvers=["active_set", "clarabel"])
+    with pytest.MonkeyPatch.context() as mp:
+        compiled_off(mp)
+        slow = solve_qp(pb, solvers=["active_set", "clarabel"])
+    assert verify(pb, fast, tol=1e-8) and verify(pb, slow, tol=1e-8)
+    assert_objective_close(fast, slow.objective)
+    if not singular and kind != "ties":  # a unique minimiser
+        np.testing.assert_allclose(fast.x, slow.x, atol=1e-7)
+
+
+def test_compiled_iteration_settles_wherever_the_python_one_does() -> None:
+    """On a fixed grid of small problems (cold starts), including singular covariances,
+    tied assets and a repeated budget row, the compiled iteration settles wherever the
+    Python one does, on the same objective."""
+    compiled = qp._ActiveSetKernel._pdas_compiled
+    settled = {"both": 0, "compiled only": 0}
+    for seed in range(6):
+        for n in (8, 40):
+            for singular in (False, True):
+                for kind in ("plain", "min_var", "ties", "redundant"):
+                    opts = {kind: True} if kind in ("ties", "redundant") else {}
+                    pb = portfolio_problem(
+                        seed, n, singular=singular,
+                        risk_aversion=None if kind == "min_var" else 3.0, **opts,
+                    )  # fmt: skip
+                    kern = qp._ActiveSetKernel(pb, qp._Context(1e-9, np.inf, None))
+                    start, block = kern.cold_guess()
+                    fast = compiled(kern, start, 30, block)
+                    kern = qp._ActiveSetKernel(pb, qp._Context(1e-9, np.inf, None))
+                    kern._pdas_compiled = lambda *a: None  # type: ignore[method-assign]
+                    try:
+                        slow = kern.pdas(start, max_iter=30, block=block)
+                    except qp._KernelFailed:
+                        slow = None
+                    label = (seed, n, singular, kind)
+                    assert fast is not None or slow is None, label
+                    if slow is not None:
+                        assert pb.objective(fast[0]) == pytest.approx(
+                            pb.objective(slow[0]), rel=1e-9, abs=1e-12
+                        ), label
+                    settled["both" if slow is not None else "compiled only"] += fast is not None
+    assert settled["both"] >= 40, settled  # half the grid: the premise of the test
+
+
+@pytest.mark.parametrize("mean_variance", [False, True])
+def test_compiled_iteration_settles_cold_and_warm_on_capped_portfolios(
+    monkeypatch: pytest.MonkeyPatch, mean_variance: bool
+) -> None:
+    pb = capped_universe(3, 400, mean_variance=mean_variance)
+    counts = count_compiled(monkeypatch)
+    cold = solve_qp(pb)
+    moved = QPProblem(pb.P * 1.01, pb.q, pb.A_eq, pb.b_eq, pb.A_ub, pb.b_ub, pb.lb, pb.ub)
+    warm = solve_qp(moved, warm_start=cold)
+    assert counts == {"settled": 2, "gave up": 0}
+    assert cold.solver == warm.solver == "active_set"
+    for problem, sol in ((pb, cold), (moved, warm)):
+        ref = solve_qp(problem, solvers=["piqp"])
+        assert_objective_close(sol, ref.objective)
+        assert verify(problem, sol, tol=1e-8)
+
+
 def capped_universe(seed: int, n: int, *, mean_variance: bool = False) -> QPProblem:
     """Long-only min variance (or mean-variance) like the benchmark's: a 5-factor
     covariance (market loadings ~ N(1, 0.3), factors at most 70% of each asset's
@@ -615,9 +710,17 @@ def homogenised_max_sharpe(seed: int, n: int) -> QPProblem:
 
 
 def largest_factor(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the size of every free block the kernel factorises or extends."""
+    """Record the size of every free block the kernel factorises or extends (the
+    compiled iteration reports its largest)."""
     sizes: list[int] = []
     refactor, add = qp._FreeFactor._refactor, qp._FreeFactor.add
+    compiled = qp_kernel.pdas
+
+    def spy_compiled(*args: object) -> tuple:
+        out = compiled(*args)
+        if out[0] == qp_kernel.SETTLED:
+            sizes.append(int(out[-1]))
+        return out
 
     def spy_refactor(self: qp._FreeFactor) -> None:
         sizes.append(self.F.size)
@@ -629,6 +732,7 @@ def largest_factor(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(qp._FreeFactor, "_refactor", spy_refactor)
     monkeypatch.setattr(qp._FreeFactor, "add", spy_add)
+    monkeypatch.setattr(qp_kernel, "pdas", spy_compiled)
     return sizes
 
 
