@@ -833,7 +833,7 @@ class _Tracer:
 
     def _make_room(self) -> None:
         """Buffers with room for the next event: two more units in the inverse and in
-        ``M``, three more corners (grown by half again, or doubled)."""
+        ``M``, three more corners (each grown by half again)."""
         N = self.N
         cap = self.Kb.shape[0]
         if N + 2 > cap:
@@ -842,12 +842,12 @@ class _Tracer:
             Kb[:N, :N] = self.Kb[:N, :N]
             self.Kb = Kb
         if N + 2 > self.M.shape[0]:
-            grown = np.zeros((max(16, 2 * (N + 2)), self.n))
+            grown = np.zeros((max(16, N + 2 + (N + 2) // 2), self.n))
             grown[:N] = self.M[:N]
             self.M = grown
         nc = int(self.ist[self.kern.I_NC])
         if nc + 3 > self._CT.size:
-            size = 2 * (nc + 3)
+            size = nc + 3 + (nc + 3) // 2  # grown by half: the path keeps these arrays
             for name in ("_CT", "_CW", "_CY", "_CZ", "_CG"):
                 old = getattr(self, name)
                 new = np.zeros((size, *old.shape[1:]))
