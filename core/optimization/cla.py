@@ -691,11 +691,12 @@ class _Tracer:
         self.Kb = np.zeros((16, 16))
         self.M = np.zeros((16, n))
         # corners: t, w, y, z, g in rows 0..ist[I_NC]-1
-        self._CT = np.zeros(64)
-        self._CW = np.zeros((64, n))
-        self._CY = np.zeros((64, m))
-        self._CZ = np.zeros((64, n))
-        self._CG = np.zeros((64, n))
+        # (never read beyond the rows written: left uninitialised)
+        self._CT = np.empty(32)
+        self._CW = np.empty((32, n))
+        self._CY = np.empty((32, m))
+        self._CZ = np.empty((32, n))
+        self._CG = np.empty((32, n))
 
     # -- scalars kept in the kernel's state arrays ---------------------------------------
 
@@ -756,6 +757,8 @@ class _Tracer:
             return W
         if F.size == 0:
             keep = np.zeros(0, dtype=np.intp)
+        elif W.size == 1:  # (the budget alone, usually) independent unless zero on F
+            keep = np.zeros(int(bool(np.any(self.C[W[0], F]))), dtype=np.intp)
         else:
             CF = self.C[np.ix_(W, F)]
             norms = np.maximum(np.abs(CF).max(axis=1), _TINY)
@@ -764,8 +767,9 @@ class _Tracer:
             diag = np.abs(np.diagonal(R))
             rank = int((diag > 1e-10 * max(float(diag[0]), _TINY)).sum()) if diag.size else 0
             keep = np.sort(piv[:rank])
-        drop = np.setdiff1d(np.arange(W.size), keep)
-        self.frozen[W[drop]] = True
+        frozen = np.ones(W.size, dtype=bool)
+        frozen[keep] = False
+        self.frozen[W[frozen]] = True
         return W[keep]
 
     def _factor(self, F: np.ndarray, W: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -850,7 +854,7 @@ class _Tracer:
             size = nc + 3 + (nc + 3) // 2  # grown by half: the path keeps these arrays
             for name in ("_CT", "_CW", "_CY", "_CZ", "_CG"):
                 old = getattr(self, name)
-                new = np.zeros((size, *old.shape[1:]))
+                new = np.empty((size, *old.shape[1:]))
                 new[:nc] = old[:nc]
                 setattr(self, name, new)
 
@@ -867,7 +871,7 @@ class _Tracer:
             self.Kb = np.zeros((max(16, N + N // 2 + 8),) * 2)
         self.Kb[:N, :N] = Kinv
         if self.M.shape[0] < N + 2:
-            self.M = np.zeros((max(16, 2 * N), n))
+            self.M = np.empty((max(16, 2 * N), n))  # rows past N are written before use
         self.M[: F.size] = self.S[F]
         self.M[F.size : N] = self.C[W]
 
