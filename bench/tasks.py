@@ -1248,6 +1248,12 @@ def gui_block(n: int = 1000, timeout: float = 900.0) -> dict[str, Any]:
     if not ok:
         return {"skipped": why}
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    # as the app does at launch: the solver kernels compiled into numba's on-disk cache
+    # by another process (the first launch after an install or an edit of a kernel
+    # compiles for about 25 s), so that the probe measures the frontier, not the compiler
+    from desktop.__main__ import _WARM_UP
+
+    subprocess.run([sys.executable, "-c", _WARM_UP], env=env, timeout=timeout, check=False)
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _GUI_PROBE, str(n)], env=env, capture_output=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -37,11 +38,26 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+#: Compiles the solver kernels into numba's on-disk cache (or finds them there).
+_WARM_UP = "from core.optimization.cla import warm_up; warm_up()"
+
+
 def _warm_up_solvers() -> None:
-    """Compile (or load from the on-disk cache) the frontier tracer's kernel, off the GUI
-    thread. A failure here costs nothing but speed: the first frontier then compiles it,
-    or is solved point by point, and says so."""
+    """Compile the solver kernels off the GUI thread, then load them.
+
+    The compiling runs in a child process: numba's compiler holds the GIL for up to a
+    quarter of a second at a time, which in this process would stall the window for as
+    long. The child leaves the machine code in numba's on-disk cache (and finds it there
+    on later launches, in about a second); this process then loads it from there. A
+    failure costs nothing but speed: the first optimization then compiles the kernels
+    itself, or the solvers fall back to their Python paths.
+    """
     try:
+        subprocess.run(
+            [sys.executable, "-c", _WARM_UP], check=False, timeout=900,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        )  # fmt: skip
         from core.optimization.cla import warm_up
 
         warm_up()
@@ -68,14 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     window = MainWindow(args.workspace, offer_recovery=not args.no_recovery)
     window.show()
-    # after the first paint, so that start-up does not share the CPU with the compiler
-    QTimer.singleShot(
-        500,
-        lambda: threading.Thread(
-            target=_warm_up_solvers, name="stackopt-warm-up", daemon=True
-        ).start(),
-    )
-    if args.quit_after is not None:
+    if args.quit_after is None:
+        # after the first paint, so that start-up does not share the CPU with the compiler
+        # (not in smoke tests and start-up timing, which close the window at once)
+        QTimer.singleShot(
+            500,
+            lambda: threading.Thread(
+                target=_warm_up_solvers, name="stackopt-warm-up", daemon=True
+            ).start(),
+        )
+    else:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
     return app.exec()
 

@@ -209,6 +209,15 @@ def direction(C, mu, Kb, M, unit, status, row_norm, fs, ist, d, dy, dz, Sd, Cd) 
 
 
 @njit(**_JIT)
+def _earlier(best_tau, best_kind, best_idx, tau, idx, kind):
+    """The earlier of the best event so far and a group's first (``idx`` -1: none); a
+    tie keeps the best so far, whose kind is the smaller."""
+    if idx >= 0 and max(tau, 0.0) < best_tau:
+        return max(tau, 0.0), kind, idx
+    return best_tau, best_kind, best_idx
+
+
+@njit(**_JIT)
 def next_event(C, dv, lb, ub, row_norm, is_eq, releasable, w, y, z, status, active, unit,
                fs, ist, d, dy, dz, Sd, Cd):  # fmt: skip
     """Step length to the first event and the event: (tau, kind, index). Ties go to the
@@ -235,8 +244,7 @@ def next_event(C, dv, lb, ub, row_norm, is_eq, releasable, w, y, z, status, acti
             return np.nan, HIT, j
         if k_idx < 0 or tv < k_tau:
             k_tau, k_idx = tv, j
-    if k_idx >= 0 and max(k_tau, 0.0) < best_tau:
-        best_tau, best_kind, best_idx = max(k_tau, 0.0), HIT, k_idx
+    best_tau, best_kind, best_idx = _earlier(best_tau, best_kind, best_idx, k_tau, k_idx, HIT)
     # rows outside the system becoming tight (an equality row outside it is dependent
     # on the others; if it would move, it must join at once)
     k_tau, k_idx = np.inf, -1
@@ -256,8 +264,7 @@ def next_event(C, dv, lb, ub, row_norm, is_eq, releasable, w, y, z, status, acti
             return np.nan, TIGHT, r
         if k_idx < 0 or tr < k_tau:
             k_tau, k_idx = tr, r
-    if k_idx >= 0 and max(k_tau, 0.0) < best_tau:
-        best_tau, best_kind, best_idx = max(k_tau, 0.0), TIGHT, k_idx
+    best_tau, best_kind, best_idx = _earlier(best_tau, best_kind, best_idx, k_tau, k_idx, TIGHT)
     # bound multipliers reaching zero: z <= 0 at a lower bound, >= 0 at an upper one, so
     # the wrong-signed rates are those with status * dz < 0
     zeps = 1e-12 * max(fs[F_MUMAX], _absmax(Sd), fs[F_CTYMAX])
@@ -269,8 +276,7 @@ def next_event(C, dv, lb, ub, row_norm, is_eq, releasable, w, y, z, status, acti
                 return np.nan, RELEASE, j
             if k_idx < 0 or tz < k_tau:
                 k_tau, k_idx = tz, j
-    if k_idx >= 0 and max(k_tau, 0.0) < best_tau:
-        best_tau, best_kind, best_idx = max(k_tau, 0.0), RELEASE, k_idx
+    best_tau, best_kind, best_idx = _earlier(best_tau, best_kind, best_idx, k_tau, k_idx, RELEASE)
     # row multipliers reaching zero
     k_tau, k_idx = np.inf, -1
     for b in range(ridx.size):
@@ -280,8 +286,7 @@ def next_event(C, dv, lb, ub, row_norm, is_eq, releasable, w, y, z, status, acti
             return np.nan, DROP, r
         if k_idx < 0 or ty < k_tau:
             k_tau, k_idx = ty, r
-    if k_idx >= 0 and max(k_tau, 0.0) < best_tau:
-        best_tau, best_kind, best_idx = max(k_tau, 0.0), DROP, k_idx
+    best_tau, best_kind, best_idx = _earlier(best_tau, best_kind, best_idx, k_tau, k_idx, DROP)
     return best_tau, best_kind, best_idx
 
 

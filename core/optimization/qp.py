@@ -1813,7 +1813,10 @@ class _ActiveSetKernel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The iteration of :meth:`pdas` compiled (:func:`core.optimization.qp_kernel.pdas`),
         or None where that gives up (the cases it leaves to :meth:`pdas`)."""
-        from core.optimization import qp_kernel
+        try:
+            from core.optimization import qp_kernel
+        except ImportError:  # numba missing or broken: the Python iteration does it all
+            return None
         from core.optimization.compiled import readonly
 
         n, m_eq = self.n, self.m_eq

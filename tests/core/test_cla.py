@@ -574,3 +574,15 @@ def test_one_compiled_version_serves_read_only_and_writable_inputs() -> None:
         cla_kernel.kkt_residuals, qp_kernel.pdas,
     ):  # fmt: skip
         assert len(entry.signatures) == 1, (entry.__name__, entry.signatures)
+
+
+def test_warm_up_compiles_every_kernel_entry_point() -> None:
+    import core.optimization.cla_kernel as cla_kernel
+    import core.optimization.qp_kernel as qp_kernel
+
+    assert cla.warm_up() >= 0.0
+    for entry in (
+        cla_kernel.advance, cla_kernel.corner_ok, cla_kernel.record,
+        cla_kernel.kkt_residuals, qp_kernel.pdas,
+    ):  # fmt: skip
+        assert entry.signatures, entry.__name__

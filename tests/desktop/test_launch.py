@@ -95,3 +95,23 @@ def test_python_m_desktop_opens_a_workspace_given_as_argument(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "TITLE Launched with a file" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_solver_warm_up_compiles_in_a_child_process(monkeypatch) -> None:
+    """The app's warm-up runs the kernels' compiler in another process (numba holds the
+    GIL for long stretches while it compiles), then loads them here."""
+    import desktop.__main__ as m
+
+    ran: list[list[str]] = []
+    real = subprocess.run
+
+    def spy(cmd, *args, **kwargs):
+        ran.append(list(cmd))
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(m.subprocess, "run", spy)
+    m._warm_up_solvers()
+    assert ran == [[sys.executable, "-c", m._WARM_UP]]
+    import core.optimization.cla_kernel as cla_kernel
+
+    assert cla_kernel.advance.signatures  # loaded in this process too
