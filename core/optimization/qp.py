@@ -1812,7 +1812,9 @@ class _ActiveSetKernel:
         self, warm: ActiveSet, max_iter: int, block: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The iteration of :meth:`pdas` compiled (:func:`core.optimization.qp_kernel.pdas`),
-        or None where that gives up (the cases it leaves to :meth:`pdas`)."""
+        or None where that gives up (the cases it leaves to :meth:`pdas`). It does not
+        look at the time limit: at most ``max_iter`` steps on at most
+        ``qp_kernel.MAX_FREE`` free variables, it ends in well under a second."""
         try:
             from core.optimization import qp_kernel
         except ImportError:  # numba missing or broken: the Python iteration does it all
