@@ -1225,10 +1225,8 @@ def _variables(
         mu = np.asarray(mu, dtype=float).reshape(-1)
         if mu.shape != (n,):
             raise ValidationError(f"mu must have shape ({n},), got {mu.shape}", field="mu")
-        if cov is None:  # checked when it was made: a copy with q = 0, not checked again
-            pb = copy.copy(source)
-            pb.q = np.zeros(n)
-            return pb, mu
+        if cov is None:  # checked when it was made: the t = 0 copy, not checked again
+            return _t_problem(source, mu, 0.0), mu
         pb = QPProblem(
             P=np.asarray(cov, dtype=float), q=np.zeros(n), A_eq=source.A_eq, b_eq=source.b_eq,
             A_ub=source.A_ub, b_ub=source.b_ub, lb=source.lb, ub=source.ub,

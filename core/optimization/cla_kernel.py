@@ -32,6 +32,7 @@ from core.optimization.cla import _TIGHT as TIGHT
 from core.optimization.cla import _TINY as TINY
 from core.optimization.cla import ZERO_CURVATURE
 from core.optimization.compiled import JIT as _JIT
+from core.optimization.qp_kernel import absmax, axpy
 
 # float state slots
 F_T, F_DMAX, F_MUMAX, F_TOL, F_DSCALE, F_CTYMAX = 0, 1, 2, 3, 4, 5
@@ -54,16 +55,6 @@ UPDATE = 6  # the event (ist[I_KIND], ist[I_IDX], ist[I_SIDE]) needs Python
 GROW = 7  # a buffer (KKT inverse, its rows, the corners) is full
 MAX_EVENTS = 8  # the cap on events is reached
 PAUSE = 9  # ist[I_PAUSE] events done (a seam for tests)
-
-
-@njit(**_JIT)
-def _absmax(x: np.ndarray) -> float:
-    out = 0.0
-    for v in x:
-        a = abs(v)
-        if a > out:
-            out = a
-    return out
 
 
 @njit(**_JIT)
@@ -132,8 +123,8 @@ def direction(C, mu, Kb, M, unit, status, row_norm, fs, ist, d, dy, dz, Sd, Cd) 
     if zero:
         for a in range(nv):
             sol[vpos[a]] = 0.0
-    rmax = _absmax(row_norm) if m else 0.0
-    rhsmax = _absmax(rhs)
+    rmax = absmax(row_norm) if m else 0.0
+    rhsmax = absmax(rhs)
     Cty = np.zeros(n)
     dyv = np.zeros(m)
     r_var = np.zeros(nv)
@@ -143,20 +134,15 @@ def direction(C, mu, Kb, M, unit, status, row_norm, fs, ist, d, dy, dz, Sd, Cd) 
         # Sigma dw from the variable rows of M, C' dy from C, C dw over the free weights
         Sd[:] = 0.0
         for a in range(nv):
-            s = sol[vpos[a]]
-            if s != 0.0:
-                Mp = M[vpos[a]]
-                for j in range(n):
-                    Sd[j] += s * Mp[j]
+            if sol[vpos[a]] != 0.0:
+                axpy(sol[vpos[a]], M[vpos[a]], Sd)
         dyv[:] = 0.0
         Cty[:] = 0.0
         for b in range(nr):
             s = sol[rpos[b]]
             dyv[ridx[b]] = s
             if s != 0.0:
-                Cr = C[ridx[b]]
-                for j in range(n):
-                    Cty[j] += s * Cr[j]
+                axpy(s, C[ridx[b]], Cty)
         d[:] = 0.0
         for a in range(nv):
             d[vidx[a]] = sol[vpos[a]]
@@ -170,11 +156,11 @@ def direction(C, mu, Kb, M, unit, status, row_norm, fs, ist, d, dy, dz, Sd, Cd) 
             r_var[a] = Sd[j] + Cty[j] - rhs[vpos[a]]
         for b in range(nr):
             r_row[b] = Cd[ridx[b]]
-        gs = max(rhsmax if N else 0.0, _absmax(Sd), _absmax(Cty), TINY)
-        dm = max(_absmax(d), 1e-6 * dscale)
+        gs = max(rhsmax if N else 0.0, absmax(Sd), absmax(Cty), TINY)
+        dm = max(absmax(d), 1e-6 * dscale)
         sr = max(dm * rmax if m else 0.0, TINY)
-        e_var = _absmax(r_var) / gs if nv else 0.0
-        e_row = _absmax(r_row) / sr if (nr and not zero) else 0.0
+        e_var = absmax(r_var) / gs if nv else 0.0
+        e_row = absmax(r_row) / sr if (nr and not zero) else 0.0
         if max(e_var, e_row) <= 1e-14:
             break
         res = np.zeros(N)
@@ -203,7 +189,7 @@ def direction(C, mu, Kb, M, unit, status, row_norm, fs, ist, d, dy, dz, Sd, Cd) 
         dy[ridx[b]] = 0.0 if abs(s) <= 1e-12 * yscale else s
     for j in range(n):
         dz[j] = 0.0 if status[j] == 0 else mu[j] - Sd[j] - Cty[j]
-    fs[F_CTYMAX] = _absmax(Cty)
+    fs[F_CTYMAX] = absmax(Cty)
     fs[F_DSCALE] = dscale
     return True
 
@@ -267,7 +253,7 @@ def next_event(C, dv, lb, ub, row_norm, is_eq, releasable, w, y, z, status, acti
     best_tau, best_kind, best_idx = _earlier(best_tau, best_kind, best_idx, k_tau, k_idx, TIGHT)
     # bound multipliers reaching zero: z <= 0 at a lower bound, >= 0 at an upper one, so
     # the wrong-signed rates are those with status * dz < 0
-    zeps = 1e-12 * max(fs[F_MUMAX], _absmax(Sd), fs[F_CTYMAX])
+    zeps = 1e-12 * max(fs[F_MUMAX], absmax(Sd), fs[F_CTYMAX])
     k_tau, k_idx = np.inf, -1
     for j in range(n):
         if releasable[j] and status[j] * dz[j] < -zeps:
@@ -301,7 +287,7 @@ def restore_rows(C, dv, Kb, M, unit, w, g, y, ist) -> None:
     r = np.empty(rpos.size)
     for b in range(rpos.size):
         r[b] = dv[ridx[b]] - np.dot(C[ridx[b]], w)
-    if not _absmax(r) > 0.0:
+    if not absmax(r) > 0.0:
         return
     corr = np.zeros(N)
     for i in range(N):
@@ -310,11 +296,8 @@ def restore_rows(C, dv, Kb, M, unit, w, g, y, ist) -> None:
             s += Kb[i, rpos[b]] * r[b]
         corr[i] = s
     for a in range(vpos.size):
-        c = corr[vpos[a]]
-        w[vidx[a]] += c
-        Mp = M[vpos[a]]
-        for j in range(n):
-            g[j] += c * Mp[j]
+        w[vidx[a]] += corr[vpos[a]]
+        axpy(corr[vpos[a]], M[vpos[a]], g)
     for b in range(rpos.size):
         y[ridx[b]] += corr[rpos[b]]
 
@@ -330,13 +313,8 @@ def corner_ok(C, mu, dv, lbf, ubf, has_lb, has_ub, bscale, rscale, row_norm, is_
     Cty = np.zeros(n)
     for r in range(m):
         if y[r] != 0.0:
-            Cr = C[r]
-            yr = y[r]
-            for j in range(n):
-                Cty[j] += yr * Cr[j]
-    gscale = max(
-        fs[F_DMAX] * _absmax(w), _absmax(g), t * fs[F_MUMAX], _absmax(Cty), _absmax(z), TINY
-    )
+            axpy(y[r], C[r], Cty)
+    gscale = max(fs[F_DMAX] * absmax(w), absmax(g), t * fs[F_MUMAX], absmax(Cty), absmax(z), TINY)
     tol = 0.1 * fs[F_TOL]
     worst = 0.0
     for j in range(n):
@@ -454,10 +432,7 @@ def _update(S, C, lb, ub, w, g, y, z, status, active, frozen, Kb, M, unit, pos, 
         if not Kb[p, p] > 1e-14 * rowmax:
             return False
         bound = ub[idx] if side > 0 else lb[idx]
-        delta = bound - w[idx]
-        Mp = M[p]
-        for j in range(n):
-            g[j] += delta * Mp[j]
+        axpy(bound - w[idx], M[p], g)
         w[idx] = bound
         status[idx] = side
         z[idx] = 0.0
@@ -472,7 +447,7 @@ def _update(S, C, lb, ub, w, g, y, z, status, active, frozen, Kb, M, unit, pos, 
                 k[p] = C[idx, unit[p]]
         v = _kmul(Kb, N, k)
         s = -np.dot(k, v)
-        if not abs(s) > 1e-13 * _absmax(k) * _absmax(v):
+        if not abs(s) > 1e-13 * absmax(k) * absmax(v):
             return False
         active[idx] = True
         y[idx] = 0.0
@@ -540,7 +515,7 @@ def advance(S, C, mu, dv, lb, ub, lbf, ubf, has_lb, has_ub, bscale, rscale, row_
         if np.isnan(tau):
             return NOT_A_NUMBER
         if not np.isfinite(tau):
-            return UNBOUNDED if _absmax(d) > 0.0 else END
+            return UNBOUNDED if absmax(d) > 0.0 else END
         ist[I_EVENTS] += 1
         side = 0
         if kind == HIT:
@@ -548,19 +523,14 @@ def advance(S, C, mu, dv, lb, ub, lbf, ubf, has_lb, has_ub, bscale, rscale, row_
         if tau > 0.0:
             ist[I_ZSTEPS] = 0
             fs[F_T] += tau
-            for j in range(n):
-                w[j] += tau * d[j]
-                g[j] += tau * Sd[j]
-                z[j] += tau * dz[j]
-            for r in range(m):
-                y[r] += tau * dy[r]
+            axpy(tau, d, w)
+            axpy(tau, Sd, g)
+            axpy(tau, dz, z)
+            axpy(tau, dy, y)
             restore_rows(C, dv, Kb, M, unit, w, g, y, ist)
             if kind == HIT:  # land exactly on the bound before recording the corner
                 bound = ub[idx] if d[idx] > 0.0 else lb[idx]
-                delta = bound - w[idx]
-                Si = S[idx]
-                for j in range(n):
-                    g[j] += delta * Si[j]
+                axpy(bound - w[idx], S[idx], g)
                 w[idx] = bound
             ist[I_SINCE] += 1
             if ist[I_SINCE] >= EXACT_EVERY:

@@ -1240,6 +1240,16 @@ class _FreeFactor:
         self.L = self.H = np.zeros((0, 0))
         self._refactor()
 
+    @classmethod
+    def from_parts(
+        cls, kern: _ActiveSetKernel, F: np.ndarray, L: np.ndarray, H: np.ndarray
+    ) -> _FreeFactor:
+        """A factor already computed (kept from an earlier solve, or by the compiled
+        iteration): ``L`` the Cholesky factor of ``H = P_FF + eps I``."""
+        fac = object.__new__(cls)
+        fac.k, fac.F, fac.L, fac.H = kern, F, L, H
+        return fac
+
     def _refactor(self) -> None:
         k, F = self.k, self.F
         if F.size > k.max_free:
@@ -1839,9 +1849,7 @@ class _ActiveSetKernel:
             return None
         self.iterations += int(iters)
         self.eps = float(eps)
-        fac = object.__new__(_FreeFactor)
-        fac.k, fac.F, fac.L, fac.H = self, F, L, H
-        self.factor = fac
+        self.factor = _FreeFactor.from_parts(self, F, L, H)
         self.final_active = ActiveSet(state == -1, state == 1, in_W[m_eq:].copy())
         self.final_objective = float(objective)
         return x, y, z
@@ -2045,9 +2053,7 @@ def _cached_factor(kern: _ActiveSetKernel) -> _FreeFactor | None:
     if not np.array_equal(diag, np.diagonal(P)):  # P edited in place since
         return None
     kern.eps = eps
-    fac = object.__new__(_FreeFactor)
-    fac.k, fac.F, fac.L, fac.H = kern, F, L, H
-    return fac
+    return _FreeFactor.from_parts(kern, F, L, H)
 
 
 def _store_factor(kern: _ActiveSetKernel, fac: _FreeFactor) -> None:

@@ -74,11 +74,25 @@ def _cho_solve(L, b) -> np.ndarray:
 
 
 @njit(**_JIT)
-def _absmax(x) -> float:
+def absmax(x) -> float:
+    """``max |x_i|`` (0 for an empty x); NaN if x holds one, so that a check fails on it.
+    Shared with :mod:`~core.optimization.cla_kernel`."""
     out = 0.0
     for v in x:
-        out = max(out, abs(v))
+        a = abs(v)
+        if a > out:
+            out = a
+        elif a != a:
+            return np.nan
     return out
+
+
+@njit(**_JIT)
+def axpy(a: float, x, out) -> None:
+    """``out += a x`` in place (one row of a matrix times a number, accumulated).
+    Shared with :mod:`~core.optimization.cla_kernel`."""
+    for j in range(out.size):
+        out[j] += a * x[j]
 
 
 @njit(**_JIT)
@@ -107,11 +121,11 @@ def _eqp(H, L, CW, gF, rW):
     y = np.zeros(nW)
     g = gF.copy()
     r = rW.copy()
-    gs = _absmax(gF)
-    rs = _absmax(rW)
+    gs = absmax(gF)
+    rs = absmax(rW)
     cmax = 0.0
     for k in range(nW):
-        cmax = max(cmax, _absmax(CW[k]))
+        cmax = max(cmax, absmax(CW[k]))
     e1 = e2 = np.inf
     for it in range(3):
         # solve for the correction (dp, dy) of the current residual (g, r)
@@ -134,10 +148,10 @@ def _eqp(H, L, CW, gF, rW):
             r2 = rW - CW @ p
         else:
             r2 = np.zeros(0)
-        s1 = max(gs, _absmax(Hp), _TINY)
-        s2 = max(rs, _absmax(p) * cmax if nW else 0.0, _TINY)
-        e1 = _absmax(r1) / s1
-        e2 = _absmax(r2) / s2 if nW else 0.0
+        s1 = max(gs, absmax(Hp), _TINY)
+        s2 = max(rs, absmax(p) * cmax if nW else 0.0, _TINY)
+        e1 = absmax(r1) / s1
+        e2 = absmax(r2) / s2 if nW else 0.0
         if e1 <= 1e-14 and e2 <= 1e-14:
             return True, p, y
         g = r1
@@ -149,10 +163,10 @@ def _eqp(H, L, CW, gF, rW):
     if nW:
         r1 += CW.T @ y
         r2 = rW - CW @ p
-        e2 = _absmax(r2) / max(rs, _absmax(p) * cmax, _TINY)
+        e2 = absmax(r2) / max(rs, absmax(p) * cmax, _TINY)
     else:
         e2 = 0.0
-    e1 = _absmax(r1) / max(gs, _absmax(Hp), _TINY)
+    e1 = absmax(r1) / max(gs, absmax(Hp), _TINY)
     if e1 <= 1e-9 and e2 <= 1e-9:
         return True, p, y
     return _eqp_full(H, CW, gF, rW)
@@ -175,11 +189,11 @@ def _eqp_full(H, CW, gF, rW):
         return False, np.zeros(nF), np.zeros(nW)
     if not np.isfinite(sol).all():
         return False, np.zeros(nF), np.zeros(nW)
-    res = _absmax(K @ sol - rhs)
+    res = absmax(K @ sol - rhs)
     kmax = 0.0
     for i in range(nF + nW):
-        kmax = max(kmax, _absmax(K[i]))
-    scale = max(_absmax(rhs), kmax * _absmax(sol), _TINY)
+        kmax = max(kmax, absmax(K[i]))
+    scale = max(absmax(rhs), kmax * absmax(sol), _TINY)
     return res <= 1e-12 * scale, sol[:nF].copy(), sol[nF:].copy()
 
 
@@ -191,7 +205,7 @@ def _independent(CW, W, m_eq: int) -> np.ndarray:
     nW, nF = CW.shape
     R = np.empty((nW, nF))
     for k in range(nW):
-        w = (1e3 if W[k] < m_eq else 1.0) / max(_absmax(CW[k]), _TINY)
+        w = (1e3 if W[k] < m_eq else 1.0) / max(absmax(CW[k]), _TINY)
         for c in range(nF):
             R[k, c] = CW[k, c] * w
     used = np.zeros(nW, np.bool_)
@@ -329,7 +343,7 @@ def pdas(P, q, A_eq, A_ub, d, lb, ub, fixed, state, inW, eps, tol, block, max_it
     dmax = 0.0
     for j in range(n):
         dmax = max(dmax, P[j, j])
-    qmax = _absmax(q)
+    qmax = absmax(q)
     ptol_lo = np.empty(n)
     ptol_up = np.empty(n)
     for j in range(n):
@@ -346,7 +360,7 @@ def pdas(P, q, A_eq, A_ub, d, lb, ub, fixed, state, inW, eps, tol, block, max_it
     largest = 0  # the largest free block factorised
     Ae = np.empty((m_eq, n))  # the equality rows scaled to max |entry| 1
     for r in range(m_eq):
-        Ae[r] = A_eq[r] / max(_absmax(A_eq[r]), _TINY)
+        Ae[r] = A_eq[r] / max(absmax(A_eq[r]), _TINY)
     for it in range(max_iter):
         if block and m_eq:  # a small free set may not span the equality rows
             _span_equalities(Ae, state, fixed)
@@ -402,7 +416,7 @@ def pdas(P, q, A_eq, A_ub, d, lb, ub, fixed, state, inW, eps, tol, block, max_it
             for c in range(nF):
                 H[r, c] = Pr[F[c]]
         if nF == 0:
-            if nW and _absmax(rW) > 1e-12:
+            if nW and absmax(rW) > 1e-12:
                 return nothing  # working rows cannot be met with every variable fixed
             L = H
             xF, y = np.zeros(0), np.zeros(nW)
@@ -421,7 +435,7 @@ def pdas(P, q, A_eq, A_ub, d, lb, ub, fixed, state, inW, eps, tol, block, max_it
                     y[sub] = ysub
             if not ok:
                 return nothing
-        if block and nF and _absmax(xF) > 1e6 * x_scale:
+        if block and nF and absmax(xF) > 1e6 * x_scale:
             return nothing  # only the regularisation holds x (singular P)
         for k in range(nF):
             x[F[k]] = xF[k]
@@ -429,17 +443,12 @@ def pdas(P, q, A_eq, A_ub, d, lb, ub, fixed, state, inW, eps, tol, block, max_it
         g = q.copy()
         for j in range(n):
             if x[j] != 0.0:
-                xj = x[j]
-                Pj = P[j]
-                for k in range(n):
-                    g[k] += xj * Pj[k]
+                axpy(x[j], P[j], g)
         Cty = np.zeros(n)
         for k in range(nW):
             if y[k] != 0.0:
-                Cr = _row(A_eq, A_ub, W[k])
-                for j in range(n):
-                    Cty[j] += y[k] * Cr[j]
-        gscale = max(dmax * _absmax(x), _absmax(g), qmax, _TINY)
+                axpy(y[k], _row(A_eq, A_ub, W[k]), Cty)
+        gscale = max(dmax * absmax(x), absmax(g), qmax, _TINY)
         dtol = 1e-3 * tol * gscale
         changed = False
         # primal: free variables outside their bounds are fixed at the bound they cross
@@ -482,7 +491,7 @@ def pdas(P, q, A_eq, A_ub, d, lb, ub, fixed, state, inW, eps, tol, block, max_it
             r = W[k]
             if r >= m_eq:
                 if row_norm[r] < 0.0:
-                    row_norm[r] = max(_absmax(_row(A_eq, A_ub, r)), _TINY)
+                    row_norm[r] = max(absmax(_row(A_eq, A_ub, r)), _TINY)
                 if y[k] * row_norm[r] < -dtol:
                     inW[r] = False
                     changed = True
@@ -533,7 +542,7 @@ def pdas(P, q, A_eq, A_ub, d, lb, ub, fixed, state, inW, eps, tol, block, max_it
                 slack = True
         if slack:
             continue
-        if nW and _absmax(rw) > 1e-11:
+        if nW and absmax(rw) > 1e-11:
             # rows a small free set cannot meet: free variables that can (cold), or give up
             if block and _release_for_rows(A_eq, A_ub, W, rw, state, fixed, block):
                 continue
