@@ -59,7 +59,8 @@ _PROBES: dict[int, FloatArray] = {}
 _PSD_VERDICTS: Kept[bool] = Kept(32)
 
 
-def _probe(n: int) -> FloatArray:
+def probe(n: int) -> FloatArray:
+    """The fixed random vector (entries in [0.5, 1.5]) a matrix of order ``n`` is identified by."""
     if n not in _PROBES:
         # fixed seed: the same matrix always gives the same fingerprint
         _PROBES[n] = np.random.default_rng(0x5EED).uniform(0.5, 1.5, n)
@@ -82,7 +83,7 @@ def fingerprint(matrix: np.ndarray) -> bytes | None:
         None when the matrix holds NaN or infinity (they propagate into the product).
     """
     n = matrix.shape[0]
-    ar = matrix @ _probe(n)
+    ar = matrix @ probe(n)
     if not np.isfinite(ar).all():
         return None
     return b"%d:" % n + ar.tobytes()

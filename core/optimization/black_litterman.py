@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.linalg as sla
+from scipy.linalg.lapack import dpotrf, dpotrs
 
 from core.errors import ValidationError
 from core.exposures import upper_symbols
@@ -110,6 +110,7 @@ def implied_equilibrium_returns(
     risk_free_rate: float = 0.0,
     *,
     checked: bool = False,
+    product: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reverse-optimised prior ``pi = delta Sigma w_mkt + rf``.
 
@@ -126,6 +127,9 @@ def implied_equilibrium_returns(
         Added to every entry (as PyPortfolioOpt does); keep 0 for excess returns.
     checked : bool
         ``cov`` was already checked (finite, symmetric): skip the O(n^2) checks.
+    product : ndarray, shape (n,), optional
+        ``cov @ market_weights`` when the caller already has it (the engine takes it from
+        the pass over the matrix that identifies it): not computed again.
 
     Returns
     -------
@@ -137,7 +141,7 @@ def implied_equilibrium_returns(
         raise ValidationError(
             f"market weights have shape {w.shape}; expected ({s.shape[0]},) like the covariance"
         )
-    if not np.all(np.isfinite(w)):
+    if not np.isfinite(w).all():
         raise ValidationError("market weights contain NaN or infinite values")
     total = float(w.sum())
     if not total > 0:
@@ -146,7 +150,9 @@ def implied_equilibrium_returns(
         raise ValidationError(f"risk aversion must be positive, got {risk_aversion}")
     if not math.isfinite(risk_free_rate):
         raise ValidationError("risk-free rate must be finite")
-    return risk_aversion * (s @ (w / total)) + risk_free_rate
+    if product is None:
+        return risk_aversion * (s @ (w / total)) + risk_free_rate
+    return risk_aversion * (np.asarray(product, dtype=float) / total) + risk_free_rate
 
 
 def _describe(view: MarketView, number: int) -> str:
@@ -224,15 +230,21 @@ def views_to_matrices(
     elif level == "exposure":
         raise ValidationError("level='exposure' needs exposure_matrix and exposure_codes")
 
-    costs = np.zeros(n) if fund_costs is None else np.asarray(fund_costs, dtype=float)
-    if costs.shape != (n,) or not np.all(np.isfinite(costs)):
-        raise ValidationError(f"fund_costs must be {n} finite numbers, one per fund")
+    costs: np.ndarray | None = None  # None: every cost is 0
+    if fund_costs is not None:
+        costs = np.asarray(fund_costs, dtype=float)
+        if costs.shape != (n,) or not np.isfinite(costs).all():
+            raise ValidationError(f"fund_costs must be {n} finite numbers, one per fund")
 
     dim = n if level == "fund" else len(code_index)
     replicating: dict[int, np.ndarray] = {}
 
-    def vector(name: str, label: str) -> tuple[np.ndarray, float]:
-        """Row of P for one unit of ``name``'s return, and the offset added to its target."""
+    def add(row: np.ndarray, name: str, scale: float, label: str) -> float:
+        """Add ``scale`` units of ``name``'s return to ``row``; the offset its target gains.
+
+        A fund named at the fund level is one entry of the row: a view names a few funds,
+        so no dense row (nor a dictionary of all funds) is built for it.
+        """
         in_funds, in_codes = name in fund_set, name in code_index
         if in_funds and in_codes:
             raise ValidationError(
@@ -246,11 +258,10 @@ def views_to_matrices(
                 "type; add the fund to the portfolio or fix the name",
                 field="views",
             )
-        row = np.zeros(dim)
         if level == "fund":
             if in_funds:
-                row[syms.index(name)] = 1.0  # a few names: no dict of all funds
-                return row, 0.0
+                row[syms.index(name)] += scale
+                return 0.0
             assert e is not None
             k = code_index[name]
             if k not in replicating:
@@ -266,15 +277,17 @@ def views_to_matrices(
                     )
                 replicating[k] = v
             v = replicating[k]
+            row += scale * v
             # v' r_f = r_x,k - v'c: a view on r_x,k = q is v' r_f = q - v'c.
-            return v, -float(v @ costs)
+            return 0.0 if costs is None else -float(v @ costs)
         assert e is not None
         if in_codes:
-            row[code_index[name]] = 1.0
-            return row, 0.0
+            row[code_index[name]] += scale
+            return 0.0
         i = syms.index(name)
+        row += scale * e[:, i]
         # r_i = E_i' r_x - c_i: a view r_i = q is E_i' r_x = q + c_i.
-        return e[:, i].copy(), float(costs[i])
+        return 0.0 if costs is None else float(costs[i])
 
     k = len(views)
     p = np.zeros((k, dim))
@@ -283,18 +296,20 @@ def views_to_matrices(
         if not isinstance(view, MarketView):
             raise ValidationError(f"view {j + 1} is not a MarketView", field="views")
         label = _describe(view, j + 1)
-        if len(set(view.assets)) != len(view.assets):
+        assets = view.assets
+        if len(set(assets)) != len(assets):
             raise ValidationError(f"{label} names the same asset twice", field="views")
+        # a relative view is assets[0] - assets[1]; an absolute one their equal-weighted mean
         if view.view_type == "relative":
-            a, off_a = vector(view.assets[0], label)
-            b, off_b = vector(view.assets[1], label)
-            p[j] = a - b
-            q[j] = view.expected_return + off_a - off_b
+            parts = ((assets[0], 1.0), (assets[1], -1.0))
         else:
-            parts = [vector(name, label) for name in view.assets]
-            p[j] = np.mean([r for r, _ in parts], axis=0)
-            q[j] = view.expected_return + float(np.mean([off for _, off in parts]))
-        if not np.any(np.abs(p[j]) > 1e-12):
+            parts = tuple((name, 1.0 / len(assets)) for name in assets)
+        row = p[j]
+        target = float(view.expected_return)
+        for name, scale in parts:
+            target += scale * add(row, name, scale, label)
+        q[j] = target
+        if not np.abs(row).max() > 1e-12:
             raise ValidationError(
                 f"{label} has no effect: its assets have identical exposures", field="views"
             )
@@ -330,38 +345,38 @@ def _confidences(confidences: np.ndarray, k: int) -> np.ndarray:
     c = np.asarray(confidences, dtype=float)
     if c.shape != (k,):
         raise ValidationError(f"expected {k} confidences (one per view), got {c.shape}")
-    if not np.all(np.isfinite(c)) or np.any((c < 0) | (c > 1)):
+    if c.size and not (c.min() >= 0 and c.max() <= 1):  # (NaN fails both)
         raise ValidationError("view confidences must be between 0 and 1")
     return c
 
 
-def _sigma_pt(cov: np.ndarray, p: np.ndarray, symmetric: bool = False) -> np.ndarray:
-    """``Sigma P'`` of shape (n, k), using only the columns of Sigma that a view names.
+def _p_sigma(cov: np.ndarray, p: np.ndarray, symmetric: bool = False) -> np.ndarray:
+    """``P Sigma'`` of shape (k, n) (row ``j`` is ``Sigma p_j``), from the named columns only.
 
-    A view names a few funds, so each column of the result is a combination of a few
-    columns of Sigma: 0.02 ms at n = 1000, against 0.23 ms for three full
-    matrix-vector products and 0.53 ms for OpenBLAS's product with a 3-column matrix.
-    An exactly ``symmetric`` Sigma gives the same numbers from its rows, which lie
-    contiguous in memory (a column touches a cache line per fund).
+    Views name a few funds, so the result combines a few columns of Sigma: one small
+    product (0.02 ms at n = 1000, against 0.23 ms for three full matrix-vector products
+    and 0.53 ms for OpenBLAS's product with a 3-column matrix). An exactly ``symmetric``
+    Sigma gives the same numbers from its rows, which lie contiguous in memory (a column
+    touches a cache line per fund). A view on a broad basket is a full product.
     """
     n, k = cov.shape[0], p.shape[0]
-    out = np.empty((n, k))
+    cols = np.flatnonzero((p != 0).any(axis=0))
+    if cols.size <= n // 8:
+        if symmetric and cov.flags.c_contiguous:
+            return p[:, cols] @ cov[cols]
+        return p[:, cols] @ cov[:, cols].T
+    out = np.empty((k, n))
     for j, row in enumerate(p):
         nz = np.flatnonzero(row)
-        if nz.size > n // 8:
-            out[:, j] = cov @ row
-        elif symmetric and cov.flags.c_contiguous:
-            out[:, j] = row[nz] @ cov[nz]
-        else:
-            out[:, j] = cov[:, nz] @ row[nz]
+        out[j] = cov @ row if nz.size > n // 8 else cov[:, nz] @ row[nz]
     return out
 
 
-def _view_variances(cov: np.ndarray, p: np.ndarray, sp: np.ndarray | None = None) -> np.ndarray:
-    """``diag(P Sigma P')`` of shape (k,), from ``Sigma P'`` (n, k) when it is at hand."""
-    if sp is None:
-        sp = _sigma_pt(cov, p)  # (an einsum over Sigma took 2 ms at n = 1000)
-    return np.einsum("ij,ji->i", p, sp)
+def _view_variances(cov: np.ndarray, p: np.ndarray, ps: np.ndarray | None = None) -> np.ndarray:
+    """``diag(P Sigma P')`` of shape (k,), from ``P Sigma'`` (k, n) when it is at hand."""
+    if ps is None:
+        ps = _p_sigma(cov, p)  # (an einsum over Sigma took 2 ms at n = 1000)
+    return np.einsum("ij,ij->i", p, ps)
 
 
 def _idzorek(c: np.ndarray, view_var: np.ndarray, tau: float) -> np.ndarray:
@@ -453,41 +468,42 @@ def black_litterman_posterior(
             raise ValidationError("omega must be symmetric")
         if np.any(np.diag(om) < 0):
             raise ValidationError("omega must have a non-negative diagonal")
-    sp = _sigma_pt(s, p, symmetric=checked)  # (n, k): Sigma P', the only use of Sigma
+    ps = _p_sigma(s, p, symmetric=checked)  # (k, n): P Sigma, the only use of Sigma
     if confidences is not None:
-        om = _idzorek(_confidences(confidences, k), _view_variances(s, p, sp), tau)
+        om = _idzorek(_confidences(confidences, k), _view_variances(s, p, ps), tau)
     elif omega is None:  # He and Litterman's default
-        om = np.diag(tau * _view_variances(s, p, sp))
+        om = np.diag(tau * _view_variances(s, p, ps))
 
     # Confidence 0: the view is dropped, exactly (not approximated by a huge omega).
     keep = np.isfinite(np.diag(om))
-    pk, qk, omk = p[keep], q[keep], om[np.ix_(keep, keep)]
     post_cov = (1.0 + tau) * s if with_covariance else None
+    if keep.all():
+        pk, qk, omk, tps = p, q, om, tau * ps  # tps = tau P Sigma (k', n)
+    else:
+        pk, qk, omk, tps = p[keep], q[keep], om[np.ix_(keep, keep)], tau * ps[keep]
     if pk.shape[0] == 0:
         return BLPosterior(mean=pi.copy(), cov=post_cov, omega=om)
 
-    tsp = tau * sp[:, keep]  # (n, k'): tau Sigma P'
-    a = pk @ tsp + omk
+    a = pk @ tps.T + omk
     a = 0.5 * (a + a.T)
-    try:
-        factor = sla.cho_factor(a, check_finite=False)
-        # Cholesky of a PSD-but-singular A can "succeed" with a tiny pivot: a pivot that
-        # is negligible next to its own view's variance means a dependent view.
-        if np.any(np.diag(factor[0]) ** 2 <= 1e-12 * np.diag(a)):
-            raise np.linalg.LinAlgError("near-singular")
-    except np.linalg.LinAlgError:
+    # LAPACK directly: A is k' x k', where numpy's and scipy's wrappers cost more than the
+    # factorisation itself
+    lower, info = dpotrf(a, lower=1)
+    # Cholesky of a PSD-but-singular A can "succeed" with a tiny pivot: a pivot that is
+    # negligible next to its own view's variance means a dependent view.
+    if info != 0 or np.any(np.diag(lower) ** 2 <= 1e-12 * np.diag(a)):
         ids = [str(j + 1) for j in np.flatnonzero(keep)]
         raise ValidationError(
             "the views (" + ", ".join(ids) + ") cannot all hold with the given certainty: "
             "some are linearly dependent (or on a riskless combination) with full "
             "confidence; lower a confidence below 100% or remove the redundant view",
             field="views",
-        ) from None
+        )
     if post_cov is None:
-        mean = pi + tsp @ sla.cho_solve(factor, qk - pk @ pi, check_finite=False)
+        mean = pi + dpotrs(lower, qk - pk @ pi, lower=1)[0] @ tps
         return BLPosterior(mean=mean, cov=None, omega=om)
-    sol = sla.cho_solve(factor, np.column_stack((qk - pk @ pi, tsp.T)), check_finite=False)
-    mean = pi + tsp @ sol[:, 0]
-    post_cov = post_cov - tsp @ sol[:, 1:]
+    sol = dpotrs(lower, np.column_stack((qk - pk @ pi, tps)), lower=1)[0]
+    mean = pi + sol[:, 0] @ tps
+    post_cov = post_cov - tps.T @ sol[:, 1:]
     post_cov = 0.5 * (post_cov + post_cov.T)
     return BLPosterior(mean=mean, cov=post_cov, omega=om)

@@ -1307,9 +1307,9 @@ def frontier_path(
 
 
 def warm_up() -> float:
-    """Compile the compiled kernels (or load them from numba's on-disk cache): solve a
-    three-asset QP with the active-set kernel and trace its frontier; returns the
-    seconds it took.
+    """Compile the compiled kernels (or load them from numba's on-disk cache): fingerprint
+    a three-asset covariance, solve a QP on it with the active-set kernel and trace its
+    frontier; returns the seconds it took.
 
     The first use after an install compiles for several seconds; the app calls this on
     a background thread after its window is shown, so that the user's first optimization
@@ -1321,6 +1321,9 @@ def warm_up() -> float:
         P=cov, q=np.zeros(3), A_eq=np.ones((1, 3)), b_eq=[1.0],
         A_ub=np.array([[1.0, 1.0, 0.0]]), b_ub=[0.9], lb=0.0, ub=0.8,
     )  # fmt: skip
+    from core.optimization.matvec_kernel import products
+
+    products(cov, np.ones(3), np.ones(3))  # the engine's one-pass covariance fingerprint
     solve_qp(pb, solvers=["active_set"])  # the compiled primal-dual iteration
     frontier_path(pb, np.array([0.05, 0.08, 0.02])).points(3)  # the tracer, the check
     return time.perf_counter() - t0

@@ -20,7 +20,7 @@ import pandas as pd
 from core.errors import DataError, InfeasibleError, StackOptWarning, ValidationError
 from core.exposures import ExposureCalculator, FundExposureMap, symbol_index, upper_symbols
 from core.kept import Kept
-from core.linalg import fingerprint, is_psd
+from core.linalg import is_psd, probe
 from core.optimization import mean_variance as mv
 from core.optimization.constraints import (
     LinearForm,
@@ -93,31 +93,57 @@ _PREPARED_MAX_N = 2500
 def prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray, list[str]]:
     """Symmetrise and repair a covariance to PSD; say what was repaired.
 
-    The answer for the last few matrices is remembered by :func:`core.linalg.fingerprint`
-    (one matrix-vector product), so re-solving on the same covariance (a frontier click,
-    a new constraint, another objective) skips the O(n^3) check. A matrix that needed no
+    The answer for the last few matrices is remembered by the matrix's product with a
+    fixed random vector (Freivalds' check, as :func:`core.linalg.fingerprint`; one pass
+    over the matrix), so re-solving on the same covariance (a frontier click, a new
+    constraint, another objective) skips the O(n^3) check. A matrix that needed no
     repair (exactly symmetric, PSD, C-ordered) comes back as it is: no copy is kept, and
-    the solve reads the same memory the fingerprint read instead of a second matrix. Otherwise
-    the returned matrix is the engine's own read-only repaired copy. The engine never
-    writes into the returned matrix.
+    the solve reads the same memory the fingerprint read instead of a second matrix.
+    Otherwise the returned matrix is the engine's own read-only repaired copy. The engine
+    never writes into the returned matrix.
     """
-    key = None
-    if cov.size:
-        fp = fingerprint(cov)
-        if fp is None:  # NaN or infinity somewhere
-            _refuse_non_finite(cov, symbols)
-        if cov.shape[0] <= _PREPARED_MAX_N:
-            key = (fp, tuple(symbols))
-    kept = _PREPARED.get(key) if key is not None else None
-    if kept is not None:
-        prepared, repairs = kept
-        return (cov if prepared is None else prepared), list(repairs)
-    prepared, repairs = _prepare_covariance(cov, symbols)
-    if key is not None:
-        prepared.flags.writeable = False  # a new array (symmetrised), never the caller's
-        as_is = not repairs and cov.flags.c_contiguous and np.array_equal(prepared, cov)
-        _PREPARED.put(key, (None if as_is else prepared, list(repairs)))
+    prepared, repairs, _ = prepare_covariance_times(cov, symbols, None)
     return prepared, repairs
+
+
+def prepare_covariance_times(
+    cov: np.ndarray, symbols: list[str], x: np.ndarray | None
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """:func:`prepare_covariance`, and the prepared matrix times ``x`` (None: not needed).
+
+    The product comes from the same pass over the matrix as its fingerprint
+    (:mod:`core.optimization.matvec_kernel`) whenever the matrix needed no repair.
+    """
+    key = product = None
+    n = cov.shape[0]
+    if cov.size:
+        if cov.dtype == np.float64 and cov.flags.c_contiguous:
+            from core.optimization.matvec_kernel import products
+
+            probed, product = products(cov, probe(n), np.zeros(n) if x is None else x)
+        else:  # (a frame's column-ordered values: numpy reads them as they lie)
+            probed = cov @ probe(n)
+        if not np.isfinite(probed).all():  # NaN or infinity somewhere
+            _refuse_non_finite(cov, symbols)
+        if n <= _PREPARED_MAX_N:
+            key = (b"%d:" % n + probed.tobytes(), tuple(symbols))
+    kept = _PREPARED.get(key) if key is not None else None
+    if kept is None:
+        prepared, repairs = _prepare_covariance(cov, symbols)
+        as_is = False
+        if key is not None:
+            prepared.flags.writeable = False  # a new array (symmetrised), never the caller's
+            as_is = not repairs and cov.flags.c_contiguous and np.array_equal(prepared, cov)
+            _PREPARED.put(key, (None if as_is else prepared, list(repairs)))
+    else:
+        kept_matrix, kept_repairs = kept
+        as_is = kept_matrix is None  # the caller's matrix needed nothing: it is the answer
+        prepared, repairs = (cov if as_is else kept_matrix), list(kept_repairs)
+    if x is None:
+        return prepared, repairs, None
+    if not as_is or product is None:  # the fingerprint's pass read another matrix
+        product = prepared @ x
+    return prepared, repairs, product
 
 
 def _prepare_covariance(cov: np.ndarray, symbols: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -589,7 +615,6 @@ class OptimizationEngine:
         """:meth:`black_litterman` on upper-case ``symbols``."""
         from core.optimization import black_litterman as bl
 
-        cov, _ = prepare_covariance(_matrix(covariance_matrix, symbols), symbols)
         if isinstance(market_weights, Mapping | pd.Series):  # a fund not named weighs 0
             given = (
                 market_weights
@@ -608,13 +633,17 @@ class OptimizationEngine:
                 "market weights must sum to a positive amount", field="market_weights"
             )
         w_mkt = w_mkt / w_mkt.sum()
-        prior = bl.implied_equilibrium_returns(
-            cov, w_mkt, risk_aversion, risk_free_rate, checked=True
+        # Sigma w_mkt comes from the pass over the matrix that identifies it
+        cov, _, cov_w = prepare_covariance_times(
+            _matrix(covariance_matrix, symbols), symbols, w_mkt
         )
-        fund_names = set(symbols)
+        prior = bl.implied_equilibrium_returns(
+            cov, w_mkt, risk_aversion, risk_free_rate, checked=True, product=cov_w
+        )
         types = self.fund_map.exposure_types
         named = {str(a).strip().upper() for v in views for a in v.assets}
-        if all(a in fund_names and a not in types for a in named):
+        # (a name that is neither a fund nor a type is refused by views_to_matrices)
+        if not any(a in types for a in named):
             P, Q = bl.views_to_matrices(list(views), symbols)  # views on funds only
         else:  # a view on an exposure type is a view through the exposure matrix
             calc = ExposureCalculator(self.fund_map, symbols)

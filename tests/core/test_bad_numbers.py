@@ -434,3 +434,62 @@ def test_a_covariance_needing_no_repair_is_used_as_given_and_edits_are_seen(engi
     after = engine.optimize_mean_variance(SYMBOLS, MU, cov, None, "min_volatility")
     assert after.weights.iloc[0] < before.weights.iloc[0] - 1e-3
     assert after.expected_volatility**2 == pytest.approx(cvx_min_var(cov), rel=1e-6)
+
+
+def test_one_pass_products_match_numpy_and_carry_nan():
+    """The compiled pass that fingerprints a covariance and multiplies it by a second
+    vector gives numpy's products (every order, including ones not a multiple of its
+    four-row blocks), and a NaN or an infinity in the matrix reaches both."""
+    from core.optimization.matvec_kernel import products
+
+    rng = np.random.default_rng(3)
+    for n in (1, 3, 4, 7, 64, 130):
+        a = rng.standard_normal((n, n))
+        x, y = rng.standard_normal(n), rng.standard_normal(n)
+        ax, ay = products(a, x, y)
+        np.testing.assert_allclose(ax, a @ x, rtol=1e-12, atol=1e-12 * np.abs(a).sum())
+        np.testing.assert_allclose(ay, a @ y, rtol=1e-12, atol=1e-12 * np.abs(a).sum())
+        again, _ = products(a, x, np.zeros(n))
+        assert again.tobytes() == ax.tobytes()  # the fingerprint ignores the second vector
+    for bad in (np.nan, np.inf):
+        a = np.eye(6)
+        a[4, 1] = bad
+        ax, ay = products(a, np.ones(6), np.ones(6))
+        assert not np.isfinite(ax[4]) and not np.isfinite(ay[4])
+
+
+def test_covariance_times_a_vector_comes_with_its_preparation(monkeypatch):
+    """prepare_covariance_times returns the prepared matrix times x: from the
+    fingerprint's pass when the caller's matrix is used as it is, from the repaired copy
+    otherwise; it keys the kept checks exactly as prepare_covariance does."""
+    from core.optimization import engine as eng
+
+    checks = []
+    real = eng._prepare_covariance
+    monkeypatch.setattr(eng, "_prepare_covariance", lambda c, s: checks.append(1) or real(c, s))
+    x = np.linspace(0.5, 1.5, len(SYMBOLS))
+    cov = good_cov() * 1.2345  # a matrix no other test has shown the engine
+    for _ in range(2):  # first sight, then the kept verdict
+        prepared, repairs, cx = eng.prepare_covariance_times(cov, SYMBOLS, x)
+        np.testing.assert_allclose(cx, cov @ x, rtol=1e-13)
+        assert not repairs
+    assert eng.prepare_covariance(cov, SYMBOLS)[0] is cov
+    assert len(checks) == 1  # one O(n^3) check for the three calls
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((len(SYMBOLS), 2))
+    indefinite = v @ v.T - 0.01 * np.eye(len(SYMBOLS))  # repaired: clipped eigenvalues
+    skew = cov.copy()
+    skew[0, 1] += 1e-4  # repaired: symmetrised
+    for bad, repaired in ((indefinite, True), (skew, True), (np.asfortranarray(cov), False)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StackOptWarning)
+            for _ in range(2):
+                prepared, _, cx = eng.prepare_covariance_times(bad, SYMBOLS, x)
+                assert np.array_equal(cx, prepared @ x)
+                # the repaired matrix's product, not the caller's
+                assert np.allclose(cx, bad @ x, rtol=1e-9) != repaired
+    nan = cov.copy()
+    nan[2, 3] = nan[3, 2] = np.nan
+    with pytest.raises(DataError, match=SYMBOLS[2]):
+        eng.prepare_covariance_times(nan, SYMBOLS, x)
