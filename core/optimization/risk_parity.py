@@ -28,6 +28,10 @@ about 15-20 products with ``Sigma`` in all: ~0.2 ms at n = 100, ~0.8 ms at n = 5
 ~2.5 ms at n = 1000, ~0.1 s at n = 5000 (2 shared cores, single-threaded OpenBLAS,
 including the ``O(n^2)`` symmetry scan), and no n x n temporary is made.
 
+Above ``SMALL_N`` assets the Newton steps run compiled (:mod:`~core.optimization.rp_kernel`)
+for as long as Jacobi-CG serves; whatever would need a factorisation goes back to the
+Python loop below, from the iterate reached.
+
 Where CG needs many iterations (strongly offsetting assets, nearly singular matrices,
 budgets decades apart), the Newton matrix is factored by Cholesky (``O(n^3 / 3)``: ~1 ms
 at n = 500, ~8 ms at n = 1000) and that factor, rescaled to the current ``y``,
@@ -426,6 +430,14 @@ def _newton(
     best_y, best_sy, best_err = y, sy, math.inf
     stale = 0
     it = 0
+    if system.dense == "never" or (system.dense == "auto" and system.n > SMALL_N):
+        compiled = _newton_compiled(s, b, y, sy, tol, max_iter, system)
+        if compiled is not None:
+            code, y, sy, it, (best_y, best_sy, best_err) = compiled
+            if code == "done":
+                return best_y, best_sy, it, best_err, False
+            if code == "diverged":
+                _check_bounded(y, sigma, names)  # names the assets involved
     while True:
         rc = y * sy
         err = _relative_error(rc, b, binv)
@@ -475,6 +487,47 @@ def _newton(
         y, sy = y_new, sy_new
         _check_bounded(y, sigma, names)
     return best_y, best_sy, it, best_err, system.factored
+
+
+def _newton_compiled(
+    s: np.ndarray,
+    b: np.ndarray,
+    y: np.ndarray,
+    sy: np.ndarray,
+    tol: float,
+    max_iter: int,
+    system: _NewtonSystem,
+) -> tuple[str, np.ndarray, np.ndarray, int, tuple[np.ndarray, np.ndarray, float]] | None:
+    """The Jacobi-CG steps of :func:`_newton` in :mod:`~core.optimization.rp_kernel`.
+
+    Returns (outcome, last iterate, its product, iterations, (best iterate, its product,
+    its error)) with outcome 'done', 'handback' (the Python loop goes on from the last
+    iterate; ``system`` then holds the CG iterations and cut steps so far, so that it
+    factors where the Python loop would have) or 'diverged'; None if the kernel is
+    unavailable (the Python loop then does everything).
+    """
+    try:
+        from core.optimization import rp_kernel as kern
+        from core.optimization.compiled import readonly
+    except ImportError:  # pragma: no cover - numba missing: the Python iteration
+        return None
+    can_factor = system.dense == "auto"
+    consts = np.array([_LOCAL_ERROR, _STALL_STEPS, _MAX_CUT, _SHORT_STEPS, _DIVERGED], dtype=float)
+    y, sy = y.copy(), sy.copy()
+    best_y, best_sy = np.empty_like(y), np.empty_like(sy)
+    code, it, best_err, cg_its, short = kern.newton_jacobi(
+        readonly(s), readonly(b), y, sy, float(tol), int(max_iter), can_factor,
+        int(system.cap), int(system.budget), readonly(consts), best_y, best_sy,
+    )  # fmt: skip
+    best = (best_y, best_sy, best_err)
+    if code == kern.DONE:
+        return "done", y, sy, it, best
+    if code == kern.DIVERGED:
+        return "diverged", y, sy, it, best
+    # as if the Python loop had run these steps: it factors next where it would have
+    system.jacobi_its = max(cg_its, system.budget + 1) if can_factor else cg_its
+    system.short_steps = short
+    return "handback", y, sy, it, best
 
 
 def _start(

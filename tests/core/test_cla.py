@@ -557,7 +557,11 @@ def test_one_compiled_version_serves_read_only_and_writable_inputs() -> None:
     """The engine hands the kernels read-only arrays, other callers writable ones: each
     kernel entry point is compiled once (a second version would cost seconds)."""
     import core.optimization.cla_kernel as cla_kernel
+    import core.optimization.matvec_kernel as matvec_kernel
     import core.optimization.qp_kernel as qp_kernel
+    import core.optimization.rp_kernel as rp_kernel
+    from core.optimization.matvec_kernel import products
+    from core.optimization.risk_parity import risk_budget_weights
 
     pb, mu = random_problem(3, 12, "floors")
     frontier_path(pb, mu).points(5)
@@ -569,20 +573,33 @@ def test_one_compiled_version_serves_read_only_and_writable_inputs() -> None:
     mu_ro = mu.copy()
     mu_ro.flags.writeable = False
     frontier_path(QPProblem(q=np.zeros(pb.n), **frozen), mu_ro).points(5)
+    for problem in (pb, QPProblem(q=mu_ro, **frozen)):  # the compiled active-set iteration
+        solve_qp(problem, solvers=["active_set"])
+    loadings = np.random.default_rng(1).standard_normal((70, 4))
+    cov = loadings @ loadings.T / 4 + np.diag(np.linspace(0.1, 0.3, 70))
+    cov_ro = cov.copy()
+    cov_ro.flags.writeable = False
+    for matrix in (cov, cov_ro):  # 70 > SMALL_N assets: the compiled Newton steps
+        risk_budget_weights(matrix)
+        products(matrix, np.ones(70), np.arange(70.0))
     for entry in (
         cla_kernel.advance, cla_kernel.corner_ok, cla_kernel.record,
-        cla_kernel.kkt_residuals, qp_kernel.pdas,
+        cla_kernel.kkt_residuals, qp_kernel.pdas, rp_kernel.newton_jacobi,
+        matvec_kernel.two_products,
     ):  # fmt: skip
         assert len(entry.signatures) == 1, (entry.__name__, entry.signatures)
 
 
 def test_warm_up_compiles_every_kernel_entry_point() -> None:
     import core.optimization.cla_kernel as cla_kernel
+    import core.optimization.matvec_kernel as matvec_kernel
     import core.optimization.qp_kernel as qp_kernel
+    import core.optimization.rp_kernel as rp_kernel
 
     assert cla.warm_up() >= 0.0
     for entry in (
         cla_kernel.advance, cla_kernel.corner_ok, cla_kernel.record,
-        cla_kernel.kkt_residuals, qp_kernel.pdas,
+        cla_kernel.kkt_residuals, qp_kernel.pdas, rp_kernel.newton_jacobi,
+        matvec_kernel.two_products,
     ):  # fmt: skip
         assert entry.signatures, entry.__name__

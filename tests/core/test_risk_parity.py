@@ -340,6 +340,78 @@ def test_hard_covariances_property(kind, n, budgets, seed):
     )
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["factor", "mixed 1e-3", "near-singular", "sample T=n+20"]),
+    n=st.integers(SMALL_N + 1, 160),
+    budgets=st.sampled_from(["equal", "uniform", "decades"]),
+    seed=st.integers(0, 2**31),
+)
+def test_compiled_newton_steps_agree_with_the_python_loop(kind, n, budgets, seed):
+    """The compiled Jacobi-CG Newton steps (rp_kernel) and the Python loop land on the
+    same weights, whether the kernel finishes or hands a slow problem back to be factored."""
+    cov = hard_case(kind, n, seed)
+    b = budgets_of(budgets, n, seed)
+    outcomes: list[str] = []
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(rp, "_newton_compiled", _spying(outcomes))
+        compiled = risk_budget_weights(cov, b)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(rp, "_newton_compiled", lambda *args: None)
+        python = risk_budget_weights(cov, b)
+    assert outcomes and outcomes[0] in ("done", "handback")
+    assert compiled.method == python.method  # factored exactly where Python factors
+    floor = max(1e-10, 2 * rounding_floor(python.weights, cov))
+    assert relative_budget_error(compiled.weights, cov, b) <= floor
+    np.testing.assert_allclose(compiled.weights, python.weights, rtol=max(1e-9, 1e3 * floor))
+
+
+def test_compiled_newton_hands_back_and_reports_like_the_python_loop():
+    factor = factor_cov(500, seed=1)  # CG converges fast: the kernel finishes
+    assert rp._newton_compiled(
+        factor, np.full(500, 1 / 500), *_solver_start(factor), 1e-12, 500,
+        rp._NewtonSystem(factor, np.full(500, 1 / 500), "auto"),
+    )[0] == "done"  # fmt: skip
+    hard = hard_case("mixed 1e-3", 300, seed=7)  # CG is slow: factored in Python
+    system = rp._NewtonSystem(hard, np.full(300, 1 / 300), "auto")
+    out = rp._newton_compiled(hard, np.full(300, 1 / 300), *_solver_start(hard), 1e-12, 500, system)
+    assert out[0] == "handback" and system.jacobi_its > system.budget
+    # two perfectly offsetting assets among 70: named after the Python loop's factored
+    # steps, and (CG only, above the dense limit) straight from the compiled steps
+    cov = np.eye(70)
+    cov[:2, :2] = [[1.0, -1.0], [-1.0, 1.0]]
+    names = [f"F{i}" for i in range(70)]
+    for dense_max, outcome in ((rp.DENSE_MAX_N, "handback"), (50, "diverged")):
+        outcomes = []
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(rp, "DENSE_MAX_N", dense_max)
+            m.setattr(rp, "_newton_compiled", _spying(outcomes))
+            with pytest.raises(ValidationError, match="zero variance.*'F0', 'F1'"):
+                risk_budget_weights(cov, names=names)
+        assert outcomes[0] == outcome
+
+
+def _spying(outcomes: list[str]):
+    """rp._newton_compiled, recording each outcome in ``outcomes``."""
+    real = rp._newton_compiled
+
+    def spy(*args):
+        out = real(*args)
+        outcomes.append(out[0])
+        return out
+
+    return spy
+
+
+def _solver_start(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """risk_budget_weights' own start for equal budgets (inverse volatility, one sweep)."""
+    b = np.full(cov.shape[0], 1 / cov.shape[0])
+    y = np.sqrt(b / np.diagonal(cov))
+    sy = cov @ y
+    scale = 1.0 / np.sqrt(y @ sy)
+    return rp._start(cov, b, y * scale, sy * scale)
+
+
 def test_validated_skips_only_the_symmetry_scan():
     cov = factor_cov(80, seed=2)
     plain = risk_budget_weights(cov)
