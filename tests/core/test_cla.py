@@ -603,3 +603,18 @@ def test_warm_up_compiles_every_kernel_entry_point() -> None:
         matvec_kernel.two_products,
     ):  # fmt: skip
         assert entry.signatures, entry.__name__
+
+
+def test_points_products_use_only_the_held_funds_rows() -> None:
+    """The points' check multiplies by the rows of the covariance their funds use: the
+    same product as the full one, and a NaN weight still reaches its point's row."""
+    rng = np.random.default_rng(5)
+    P = rng.standard_normal((40, 40))
+    X = np.zeros((6, 40))
+    X[:, [3, 17, 18]] = rng.uniform(size=(6, 3))
+    for dense in (False, True):
+        A = rng.uniform(size=(6, 40)) if dense else X
+        np.testing.assert_allclose(cla._times_rows(A, P), A @ P, rtol=1e-13, atol=1e-13)
+    X[2, 30] = np.nan
+    out = cla._times_rows(X, P)
+    assert np.isnan(out[2]).all() and np.isfinite(np.delete(out, 2, axis=0)).all()
