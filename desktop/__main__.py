@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
 
+    # The non-Qt libraries first: once PySide6 is loaded it reads the source of every
+    # module imported after it (to look for its feature switches), 0.1 s for these.
+    importlib.import_module("core.backtest")  # numpy, pandas, scipy.linalg, the engine
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linprog
 
 from core.errors import InfeasibleError, ValidationError
 from core.optimization.constraints import LinearForm, OptimizationConstraints
@@ -109,6 +108,8 @@ def solve_quadratic(
 
 def max_linear(form: LinearForm, c: np.ndarray) -> tuple[float, np.ndarray]:
     """max c'v over the linear constraints (an LP, solved exactly by HiGHS)."""
+    from scipy.optimize import linprog  # (0.3 s to import: not before the window is shown)
+
     res = linprog(
         -c, A_ub=form.A_ub if form.A_ub.shape[0] else None,
         b_ub=form.b_ub if form.A_ub.shape[0] else None, A_eq=form.A_eq, b_eq=form.b_eq,

@@ -97,6 +97,33 @@ def test_python_m_desktop_opens_a_workspace_given_as_argument(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_window_is_shown_before_the_slow_libraries_are_imported(tmp_path):
+    """cvxpy, scikit-learn, numba and scipy.optimize (0.3 to 2 s each to import) wait
+    until a computation needs them: none is loaded when the window is on screen."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "import desktop.__main__ as m\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "def report():\n"
+        "    slow = ('cvxpy', 'sklearn', 'numba', 'scipy.optimize', 'clarabel', 'highspy')\n"
+        "    print('LOADED', [s for s in slow if s in sys.modules], flush=True)\n"
+        "QTimer.singleShot(0, report)\n"
+        "sys.exit(m.main(['--quit-after', '0.2', '--no-recovery']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout
+
+
 def test_solver_warm_up_compiles_in_a_child_process(monkeypatch) -> None:
     """The app's warm-up runs the kernels' compiler in another process (numba holds the
     GIL for long stretches while it compiles), then loads them here."""
