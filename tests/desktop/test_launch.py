@@ -24,6 +24,32 @@ def _env(tmp_path: Path) -> dict[str, str]:
     )
 
 
+def _main_with_report(tmp_path: Path, delay_ms: int, report: str, args: list[str]) -> str:
+    """Run the app's ``main(args)`` in a child process; ``report`` (the indented body of a
+    function) runs from its event loop ``delay_ms`` after start. Returns the stdout."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "import desktop.__main__ as m\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "def report():\n" + report + "\n"
+        f"QTimer.singleShot({delay_ms}, report)\n"
+        f"sys.exit(m.main({args!r}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stdout
+
+
 def test_python_m_desktop_starts_and_exits_cleanly(tmp_path):
     env = _env(tmp_path)
     proc = subprocess.run(
@@ -72,56 +98,27 @@ def test_python_m_desktop_opens_a_workspace_given_as_argument(tmp_path):
     ws.name = "Launched with a file"
     path = tmp_path / "given.stackopt.json"
     ws.save(path)
-    code = (
-        "import sys\n"
-        "from PySide6.QtCore import QTimer\n"
-        "from PySide6.QtWidgets import QApplication\n"
-        "import desktop.__main__ as m\n"
-        "app = QApplication(sys.argv[:1])\n"
-        "def report():\n"
+    out = _main_with_report(
+        tmp_path,
+        500,
         "    w = [w for w in QApplication.topLevelWidgets() if w.objectName() == 'main'][0]\n"
-        "    print('TITLE', w.windowTitle(), flush=True)\n"
-        "QTimer.singleShot(500, report)\n"
-        "sys.exit(m.main([sys.argv[1], '--quit-after', '1.0']))\n"
+        "    print('TITLE', w.windowTitle(), flush=True)",
+        [str(path), "--quit-after", "1.0"],
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "TITLE Launched with a file" in proc.stdout
-    assert "Traceback" not in proc.stderr
+    assert "TITLE Launched with a file" in out
 
 
 def test_window_is_shown_before_the_slow_libraries_are_imported(tmp_path):
     """cvxpy, scikit-learn, numba and scipy.optimize (0.3 to 2 s each to import) wait
     until a computation needs them: none is loaded when the window is on screen."""
-    code = (
-        "import sys\n"
-        "from PySide6.QtCore import QTimer\n"
-        "from PySide6.QtWidgets import QApplication\n"
-        "import desktop.__main__ as m\n"
-        "app = QApplication(sys.argv[:1])\n"
-        "def report():\n"
+    out = _main_with_report(
+        tmp_path,
+        0,
         "    slow = ('cvxpy', 'sklearn', 'numba', 'scipy.optimize', 'clarabel', 'highspy')\n"
-        "    print('LOADED', [s for s in slow if s in sys.modules], flush=True)\n"
-        "QTimer.singleShot(0, report)\n"
-        "sys.exit(m.main(['--quit-after', '0.2', '--no-recovery']))\n"
+        "    print('LOADED', [s for s in slow if s in sys.modules], flush=True)",
+        ["--quit-after", "0.2", "--no-recovery"],
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "LOADED []" in proc.stdout, proc.stdout
+    assert "LOADED []" in out, out
 
 
 def test_solver_warm_up_compiles_in_a_child_process(monkeypatch) -> None:
